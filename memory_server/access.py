@@ -1,0 +1,138 @@
+"""The permission rule. Every read and write path asks `allowed_actions`, through the helpers below.
+
+A caller who may not read a namespace gets the same answer for it as for one that does not exist,
+so ids cannot be probed; a caller who may read but not write gets 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from sqlmodel import Session, col, select
+
+from .auth import Principal
+from .errors import NotFound, PermissionDenied
+from .models import Grant, Memory, Namespace
+
+
+class Action(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    MANAGE = "manage"
+
+
+_BY_GRANT = {
+    "read": frozenset({Action.READ}),
+    "write": frozenset({Action.READ, Action.WRITE}),
+}
+_ALL = frozenset(Action)
+
+
+def allowed_actions(
+    principal: Principal, namespace: Namespace, grant_permission: str | None
+) -> frozenset[Action]:
+    """The one rule: what `principal` may do in `namespace`, given its grant there (if any)."""
+    if principal.is_admin:
+        return _ALL
+    if principal.namespace_ids is not None and namespace.id not in principal.namespace_ids:
+        return frozenset()
+    if namespace.owner_agent_id == principal.agent_id:
+        actions = _ALL
+    else:
+        actions = _BY_GRANT.get(grant_permission or "", frozenset())
+    if principal.read_only:
+        actions = actions & {Action.READ}
+    return actions
+
+
+def _grant_permission(session: Session, principal: Principal, namespace_id: str) -> str | None:
+    if principal.agent_id is None:
+        return None
+    grant = session.exec(
+        select(Grant).where(
+            Grant.namespace_id == namespace_id, Grant.agent_id == principal.agent_id
+        )
+    ).first()
+    return grant.permission if grant else None
+
+
+def authorize_namespace(
+    session: Session, principal: Principal, namespace_id: str, action: Action
+) -> Namespace:
+    """The namespace, if `principal` may do `action` in it; else NotFound or PermissionDenied."""
+    namespace = session.get(Namespace, namespace_id)
+    actions = (
+        allowed_actions(principal, namespace, _grant_permission(session, principal, namespace_id))
+        if namespace is not None
+        else frozenset()
+    )
+    if namespace is None or Action.READ not in actions:
+        raise NotFound(f"Namespace {namespace_id!r} was not found.", code="namespace_not_found")
+    if action not in actions:
+        raise PermissionDenied(
+            f"This key may not {action.value} in namespace {namespace_id!r}.",
+        )
+    return namespace
+
+
+def authorize_memory(
+    session: Session, principal: Principal, memory_id: str, action: Action
+) -> Memory:
+    """The memory, if `principal` may do `action` on it; a memory it may not read is 'not found'."""
+    memory = session.get(Memory, memory_id)
+    if memory is None:
+        raise NotFound(f"Memory {memory_id!r} was not found.", code="memory_not_found")
+    try:
+        authorize_namespace(session, principal, memory.namespace_id, action)
+    except NotFound:
+        raise NotFound(f"Memory {memory_id!r} was not found.", code="memory_not_found") from None
+    return memory
+
+
+def readable_namespaces(session: Session, principal: Principal) -> list[tuple[Namespace, str]]:
+    """Every namespace `principal` may read, with its permission there (owner/write/read/admin)."""
+    if principal.is_admin:
+        return [(ns, "admin") for ns in session.exec(select(Namespace).order_by(col(Namespace.id)))]
+    owned = session.exec(
+        select(Namespace).where(Namespace.owner_agent_id == principal.agent_id)
+    ).all()
+    granted = session.exec(
+        select(Namespace, Grant.permission)
+        .join(Grant, col(Grant.namespace_id) == col(Namespace.id))
+        .where(Grant.agent_id == principal.agent_id)
+    ).all()
+    candidates = [(ns, None) for ns in owned] + [(ns, perm) for ns, perm in granted]
+    readable = [
+        (namespace, _label(principal, namespace, permission))
+        for namespace, permission in candidates
+        if Action.READ in allowed_actions(principal, namespace, permission)
+    ]
+    return sorted(readable, key=lambda pair: pair[0].id)
+
+
+def namespace_permission(session: Session, principal: Principal, namespace: Namespace) -> str:
+    """The caller's access to a namespace it may read: owner, write, read or admin."""
+    return _label(principal, namespace, _grant_permission(session, principal, namespace.id))
+
+
+def _label(principal: Principal, namespace: Namespace, grant_permission: str | None) -> str:
+    if principal.is_admin:
+        return "admin"
+    if namespace.owner_agent_id == principal.agent_id:
+        return "owner" if not principal.read_only else "read"
+    if principal.read_only:
+        return "read"
+    return grant_permission or "read"
+
+
+def scope_namespace_ids(
+    session: Session, principal: Principal, requested: Iterable[str] | None
+) -> list[str]:
+    """The namespaces a read may cover: the requested ones (each checked), or all readable ones."""
+    if requested is not None:
+        ids = list(dict.fromkeys(requested))
+        for namespace_id in ids:
+            authorize_namespace(session, principal, namespace_id, Action.READ)
+        return ids
+    return [namespace.id for namespace, _ in readable_namespaces(session, principal)]

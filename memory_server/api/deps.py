@@ -1,0 +1,80 @@
+"""Typed dependencies: the runtime, the authenticated caller, and idempotent POST handling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ..auth import Principal, authenticate, bearer_token
+from ..errors import PermissionDenied
+from ..runtime import Runtime
+from ..services.idempotency import request_fingerprint
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_principal(
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    token = bearer_token(authorization)
+    with runtime.db.read() as session:
+        return authenticate(session, token, runtime.admin_key)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied("This endpoint needs the admin key.", code="admin_required")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="A retry with the same key gets the first response; nothing is written twice.",
+    ),
+]
+
+
+def respond_once(
+    runtime: Runtime,
+    principal: Principal,
+    request: Request,
+    idempotency_key: str | None,
+    payload: BaseModel | None,
+    work: Callable[[], tuple[int, BaseModel]],
+) -> JSONResponse:
+    """Run a POST's `work`, replaying the stored answer when the Idempotency-Key was seen before."""
+
+    def encoded_work() -> tuple[int, Any]:
+        status_code, model = work()
+        return status_code, jsonable_encoder(model)
+
+    if idempotency_key is None:
+        status_code, body = encoded_work()
+        return JSONResponse(body, status_code=status_code)
+    fingerprint = request_fingerprint(
+        request.method,
+        request.url.path,
+        payload.model_dump(mode="json") if payload is not None else None,
+    )
+    stored = runtime.idempotency.run(principal.id, idempotency_key, fingerprint, encoded_work)
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)

@@ -1,0 +1,176 @@
+"""Memories: write, read, list, update (optimistic), delete."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ..errors import InvalidRequest, PreconditionRequired
+from ..models import Memory
+from ..schemas import (
+    MemoriesPublic,
+    MemoryBatchCreate,
+    MemoryBatchResult,
+    MemoryCreate,
+    MemoryDeleted,
+    MemoryFilters,
+    MemoryPublic,
+    MemoryStatus,
+    MemoryUpdate,
+    MemoryWriteResult,
+)
+from ..services.memories import WriteOutcome
+from .deps import IdempotencyKey, PrincipalDep, RuntimeDep, respond_once
+
+router = APIRouter(prefix="/v1/memories", tags=["memories"])
+
+
+def memory_public(memory: Memory) -> MemoryPublic:
+    return MemoryPublic(**memory.model_dump(exclude={"meta"}), metadata=memory.meta)
+
+
+def _result(outcome: WriteOutcome) -> MemoryWriteResult:
+    return MemoryWriteResult(
+        memory=memory_public(outcome.memory),
+        created=outcome.created,
+        superseded_id=outcome.superseded_id,
+    )
+
+
+def _etag(memory: Memory) -> dict[str, str]:
+    return {"ETag": f'"{memory.version}"'}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=MemoryWriteResult,
+    responses={200: {"model": MemoryWriteResult, "description": "An identical memory existed"}},
+)
+def create_memory(
+    body: MemoryCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Store one memory; it is in SQL and searchable when this returns.
+
+    201 when it was stored; 200 when an identical fact/note/preference already existed in the same
+    scope (that one is returned). A `key` supersedes the key's previous value.
+    """
+
+    def work() -> tuple[int, MemoryWriteResult]:
+        outcome = runtime.memories.create(principal, body)
+        return (201 if outcome.created else 200), _result(outcome)
+
+    return respond_once(runtime, principal, request, idempotency_key, body, work)
+
+
+@router.post("/batch", status_code=201, response_model=MemoryBatchResult)
+def create_memories(
+    body: MemoryBatchCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Store up to `MEMORY_MAX_BATCH_SIZE` memories in one transaction: all of them or none."""
+
+    def work() -> tuple[int, MemoryBatchResult]:
+        outcomes = runtime.memories.create_many(principal, body.memories)
+        created = sum(1 for o in outcomes if o.created)
+        return 201, MemoryBatchResult(
+            results=[_result(o) for o in outcomes],
+            created=created,
+            deduplicated=len(outcomes) - created,
+        )
+
+    return respond_once(runtime, principal, request, idempotency_key, body, work)
+
+
+@router.get("", response_model=MemoriesPublic)
+def list_memories(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    namespace_id: Annotated[list[str] | None, Query()] = None,
+    user_id: str | None = None,
+    thread_id: str | None = None,
+    kind: Annotated[list[str] | None, Query()] = None,
+    tag: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[MemoryStatus] | None, Query()] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> MemoriesPublic:
+    """Memories the caller may read, newest first, filtered; follow `next_cursor` for more."""
+    filters = MemoryFilters(
+        namespace_ids=namespace_id,
+        user_id=user_id,
+        thread_id=thread_id,
+        kinds=kind,
+        tags=tag,
+        statuses=status,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    rows, next_cursor = runtime.memories.list_page(principal, filters, limit=limit, cursor=cursor)
+    return MemoriesPublic(data=[memory_public(m) for m in rows], next_cursor=next_cursor)
+
+
+@router.get("/{memory_id}", response_model=MemoryPublic)
+def get_memory(
+    memory_id: str, response: Response, runtime: RuntimeDep, principal: PrincipalDep
+) -> MemoryPublic:
+    """One memory; its `ETag` is the version that `PATCH` expects in `If-Match`."""
+    memory = runtime.memories.get(principal, memory_id)
+    response.headers.update(_etag(memory))
+    return memory_public(memory)
+
+
+_VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+def _expected_version(if_match: str | None) -> int:
+    if if_match is None:
+        raise PreconditionRequired(
+            "PATCH needs an If-Match header with the memory's current version (its ETag).",
+        )
+    match = _VERSION.match(if_match)
+    if match is None:
+        raise InvalidRequest(
+            'If-Match must be the memory\'s version, e.g. If-Match: "3".', code="invalid_if_match"
+        )
+    return int(match.group(1))
+
+
+@router.patch("/{memory_id}", response_model=MemoryPublic)
+def update_memory(
+    memory_id: str,
+    body: MemoryUpdate,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> MemoryPublic:
+    """Change a memory if it is still at the version in `If-Match` (412 if not)."""
+    memory = runtime.memories.update(principal, memory_id, body, _expected_version(if_match))
+    response.headers.update(_etag(memory))
+    return memory_public(memory)
+
+
+@router.delete("/{memory_id}", response_model=MemoryDeleted)
+def delete_memory(memory_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> MemoryDeleted:
+    """Delete a memory's content from SQL and the index for good; the deletion itself is kept."""
+    tombstone = runtime.memories.delete(principal, memory_id)
+    return MemoryDeleted(
+        id=tombstone.memory_id,
+        namespace_id=tombstone.namespace_id,
+        deleted_at=tombstone.deleted_at,
+        deleted_by=tombstone.deleted_by_agent_id,
+    )

@@ -1,0 +1,89 @@
+"""`memory-server` command line: serve, reindex, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from .config import Settings
+from .runtime import StartupError, build_runtime
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MEMORY_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SystemExit(f"memory-server: invalid settings: {problems}") from None
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    try:
+        runtime = build_runtime(settings)
+    except StartupError as exc:
+        raise SystemExit(f"memory-server: cannot start: {exc}") from None
+    runtime.start_jobs()
+    app = create_app(settings, runtime)
+    logging.getLogger(__name__).info(
+        "serving on http://%s:%d (docs at /docs)", settings.host, settings.port
+    )
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    finally:
+        runtime.close()
+
+
+def reindex(settings: Settings) -> None:
+    try:
+        runtime = build_runtime(settings, reconcile=False)
+    except StartupError as exc:
+        raise SystemExit(f"memory-server: cannot start: {exc}") from None
+    try:
+        report = runtime.index.rebuild()
+        print(f"reindexed {report.added} memories from SQL into the vector index")
+    finally:
+        runtime.close()
+
+
+def migrate_only(settings: Settings) -> None:
+    from .db import Database
+    from .migrations import migrate
+
+    db = Database(settings.resolved_database_url)
+    try:
+        applied = migrate(db.engine)
+    finally:
+        db.dispose()
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="memory-server", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the HTTP server (MEMORY_HOST:MEMORY_PORT)")
+    commands.add_parser("reindex", help="rebuild the vector index from SQL")
+    commands.add_parser("migrate", help="apply pending SQL migrations and exit")
+    args = parser.parse_args(argv)
+    settings = _settings()
+    _configure_logging(settings.log_level)
+    {"serve": serve, "reindex": reindex, "migrate": migrate_only}[args.command](settings)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,94 @@
+"""Settings: every knob of the server, read from `MEMORY_*` variables and validated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Server configuration. Build one per process (or per test) and pass it in; never a global."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMORY_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path("./var"), description="Where SQLite, Chroma and admin.key live."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is a SQLite file in the data dir. "
+        "postgresql+psycopg://user@host:5432/db works the same.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    admin_key: str | None = Field(
+        default=None,
+        description="Admin API key; when unset, one is generated into <data_dir>/admin.key (0600).",
+    )
+
+    vector_store: Literal["chroma-embedded", "chroma-server"] = "chroma-embedded"
+    chroma_host: str = "127.0.0.1"
+    chroma_port: int = Field(default=8000, ge=1, le=65535)
+    chroma_collection: str = "memories"
+
+    embedding_model: str = Field(
+        default=BUNDLED_EMBEDDING_MODEL,
+        description="'all-MiniLM-L6-v2' (bundled), a local sentence-transformers model directory, "
+        "or 'litellm/<model>' for a litellm embedding model.",
+    )
+    embedding_api_base: str | None = None
+
+    max_content_chars: int = Field(default=32_000, ge=1)
+    max_batch_size: int = Field(default=1000, ge=1)
+    default_token_model: str = Field(
+        default="gpt-4o-mini", description="Model whose tokenizer fills token_count on write."
+    )
+    expiry_purge_seconds: int = Field(
+        default=300, ge=1, description="How often expired memories are purged."
+    )
+    reconcile_on_startup: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_strong_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("MEMORY_ADMIN_KEY must be at least 16 characters")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("MEMORY_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _embedding_model_exists(self) -> Settings:
+        model = self.embedding_model
+        is_path = model != BUNDLED_EMBEDDING_MODEL and not model.startswith("litellm/")
+        if is_path and not Path(model).is_dir():
+            raise ValueError(
+                f"MEMORY_EMBEDDING_MODEL {model!r} is neither the bundled "
+                f"{BUNDLED_EMBEDDING_MODEL!r}, a model directory, nor 'litellm/<model>'"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'memory.db').resolve()}"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def admin_key_path(self) -> Path:
+        return self.data_dir / "admin.key"

@@ -1,0 +1,129 @@
+"""Domain errors. Services raise these; `install_error_handlers` maps every one of them to HTTP.
+
+On the wire an error is always `{"code": "<machine_readable>", "detail": "<human sentence>"}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class MemoryServerError(Exception):
+    """Base of every error the API reports; `status` and `code` travel to the client."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ):
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+
+class Unauthorized(MemoryServerError):
+    status = 401
+    code = "unauthorized"
+
+
+class PermissionDenied(MemoryServerError):
+    status = 403
+    code = "permission_denied"
+
+
+class NotFound(MemoryServerError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(MemoryServerError):
+    status = 409
+    code = "conflict"
+
+
+class PreconditionFailed(MemoryServerError):
+    status = 412
+    code = "version_mismatch"
+
+
+class PayloadTooLarge(MemoryServerError):
+    status = 413
+    code = "payload_too_large"
+
+
+class InvalidRequest(MemoryServerError):
+    status = 422
+    code = "invalid_request"
+
+
+class PreconditionRequired(MemoryServerError):
+    status = 428
+    code = "precondition_required"
+
+
+class StoreUnavailable(MemoryServerError):
+    status = 503
+    code = "store_unavailable"
+
+
+def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"code": code, "detail": detail, **extra}
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the `{code, detail}` shape."""
+
+    @app.exception_handler(MemoryServerError)
+    async def _domain(_: Request, exc: MemoryServerError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return JSONResponse(error_body("validation_error", detail, errors=errors), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            error_body("internal_error", "The server hit an unexpected error."), status_code=500
+        )

@@ -1,0 +1,197 @@
+"""Schema migrations: numbered functions applied in order at startup, recorded in a table.
+
+Each migration is written against the schema as it was at its number, never against the current
+models, so a database created at any version upgrades the same way. Add a migration by appending a
+function to `MIGRATIONS`; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy.engine import Connection, Engine
+
+from .models import UTCDateTime
+
+log = logging.getLogger(__name__)
+
+Migration = Callable[[Operations], None]
+
+
+def _ts(name: str, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, UTCDateTime(), nullable=nullable)
+
+
+def m0001_initial(op: Operations) -> None:
+    op.create_table(
+        "agent",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("name", sa.String(128), nullable=False, unique=True),
+        sa.Column("default_namespace_id", sa.String(40)),
+        _ts("created_at"),
+    )
+    op.create_table(
+        "api_key",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("agent_id", sa.String(40), sa.ForeignKey("agent.id"), nullable=False),
+        sa.Column("name", sa.String(128)),
+        sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("prefix", sa.String(16), nullable=False),
+        sa.Column("read_only", sa.Boolean(), nullable=False),
+        sa.Column("namespace_ids", sa.JSON()),
+        _ts("created_at"),
+        _ts("expires_at", nullable=True),
+        _ts("revoked_at", nullable=True),
+    )
+    op.create_index("ix_api_key_agent_id", "api_key", ["agent_id"])
+    op.create_table(
+        "namespace",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("name", sa.String(128), nullable=False),
+        sa.Column("owner_agent_id", sa.String(40), sa.ForeignKey("agent.id"), nullable=False),
+        sa.Column("description", sa.String(1000)),
+        sa.Column("is_default", sa.Boolean(), nullable=False),
+        _ts("created_at"),
+        sa.UniqueConstraint("owner_agent_id", "name", name="uq_namespace_owner_name"),
+    )
+    op.create_index("ix_namespace_owner_agent_id", "namespace", ["owner_agent_id"])
+    op.create_table(
+        "namespace_grant",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("namespace_id", sa.String(40), sa.ForeignKey("namespace.id"), nullable=False),
+        sa.Column("agent_id", sa.String(40), sa.ForeignKey("agent.id"), nullable=False),
+        sa.Column("permission", sa.String(8), nullable=False),
+        _ts("created_at"),
+        sa.UniqueConstraint("namespace_id", "agent_id", name="uq_grant_namespace_agent"),
+    )
+    op.create_index("ix_namespace_grant_namespace_id", "namespace_grant", ["namespace_id"])
+    op.create_index("ix_namespace_grant_agent_id", "namespace_grant", ["agent_id"])
+    op.create_table(
+        "memory",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("namespace_id", sa.String(40), sa.ForeignKey("namespace.id"), nullable=False),
+        sa.Column("author_agent_id", sa.String(40)),
+        sa.Column("user_id", sa.String(128)),
+        sa.Column("thread_id", sa.String(128)),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("role", sa.String(16)),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("metadata", sa.JSON(), nullable=False),
+        sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("importance", sa.Float(), nullable=False),
+        sa.Column("key", sa.String(128)),
+        _ts("created_at"),
+        _ts("updated_at"),
+        _ts("last_accessed_at", nullable=True),
+        sa.Column("access_count", sa.Integer(), nullable=False),
+        sa.Column("token_count", sa.Integer(), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        _ts("expires_at", nullable=True),
+        sa.Column("superseded_by", sa.String(40)),
+    )
+    op.create_index("ix_memory_scope", "memory", ["namespace_id", "status", "created_at"])
+    op.create_index("ix_memory_user_thread", "memory", ["namespace_id", "user_id", "thread_id"])
+    op.create_index("ix_memory_expires_at", "memory", ["expires_at"])
+    # One active value per keyed fact, and one active copy of a non-message memory per scope:
+    # the database, not a read-then-write in Python, settles races between concurrent writers.
+    active_keyed = sa.text("status = 'active' AND key IS NOT NULL")
+    op.create_index(
+        "uq_memory_active_key",
+        "memory",
+        ["namespace_id", sa.text("coalesce(user_id, '')"), "key"],
+        unique=True,
+        sqlite_where=active_keyed,
+        postgresql_where=active_keyed,
+    )
+    active_non_message = sa.text("status = 'active' AND kind <> 'message'")
+    op.create_index(
+        "uq_memory_active_content",
+        "memory",
+        [
+            "namespace_id",
+            sa.text("coalesce(user_id, '')"),
+            "kind",
+            sa.text("coalesce(key, '')"),
+            "content_hash",
+        ],
+        unique=True,
+        sqlite_where=active_non_message,
+        postgresql_where=active_non_message,
+    )
+    op.create_table(
+        "memory_tag",
+        sa.Column(
+            "memory_id",
+            sa.String(40),
+            sa.ForeignKey("memory.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("tag", sa.String(64), primary_key=True),
+    )
+    op.create_index("ix_memory_tag_tag", "memory_tag", ["tag", "memory_id"])
+    op.create_table(
+        "memory_deletion",
+        sa.Column("memory_id", sa.String(40), primary_key=True),
+        sa.Column("namespace_id", sa.String(40), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("deleted_by_agent_id", sa.String(40)),
+        _ts("deleted_at"),
+    )
+    op.create_index("ix_memory_deletion_namespace_id", "memory_deletion", ["namespace_id"])
+    op.create_table(
+        "idempotency_record",
+        sa.Column("principal", sa.String(40), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("status_code", sa.Integer()),
+        sa.Column("response_body", sa.JSON()),
+        _ts("created_at"),
+    )
+
+
+MIGRATIONS: list[Migration] = [m0001_initial]
+
+_migration_table = sa.Table(
+    "schema_migration",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("applied_at", UTCDateTime(), nullable=False),
+)
+
+
+def applied_versions(connection: Connection) -> set[int]:
+    _migration_table.create(connection, checkfirst=True)
+    return {row[0] for row in connection.execute(sa.select(_migration_table.c.version))}
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply every pending migration, each in its own transaction; return the names applied."""
+    applied: list[str] = []
+    for version, migration in enumerate(MIGRATIONS, start=1):
+        with engine.begin() as connection:
+            _lock_for_migration(connection)
+            if version in applied_versions(connection):
+                continue
+            migration(Operations(MigrationContext.configure(connection)))
+            connection.execute(
+                _migration_table.insert().values(
+                    version=version, name=migration.__name__, applied_at=datetime.now(UTC)
+                )
+            )
+            applied.append(migration.__name__)
+            log.info("applied migration %s", migration.__name__)
+    return applied
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """Serialise concurrent migrators: two server processes starting at once on one database."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(724521901)"))

@@ -1,0 +1,148 @@
+"""SQL tables, the source of truth. Wire shapes live in `schemas.py`, separate on purpose.
+
+The schema itself is created by `migrations.py`; these classes describe it to the ORM, and a test
+checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Text
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe identifier such as `mem_3f9c...`; the prefix tells what it names."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; always returns timezone-aware UTC datetimes, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Agent(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=128, unique=True)
+    default_namespace_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", index=True, max_length=40)
+    name: str | None = Field(default=None, max_length=128)
+    key_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    read_only: bool = False
+    namespace_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class Namespace(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=128)
+    owner_agent_id: str = Field(foreign_key="agent.id", index=True, max_length=40)
+    description: str | None = Field(default=None, max_length=1000)
+    is_default: bool = False
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Grant(SQLModel, table=True):
+    """Another agent's permission on a namespace: `read`, or `write` (which includes read)."""
+
+    __tablename__ = "namespace_grant"
+
+    id: str = Field(primary_key=True, max_length=40)
+    namespace_id: str = Field(foreign_key="namespace.id", index=True, max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", index=True, max_length=40)
+    permission: str = Field(max_length=8)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Memory(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    namespace_id: str = Field(foreign_key="namespace.id", max_length=40)
+    author_agent_id: str | None = Field(default=None, max_length=40)
+    user_id: str | None = Field(default=None, max_length=128)
+    thread_id: str | None = Field(default=None, max_length=128)
+    kind: str = Field(max_length=32)
+    role: str | None = Field(default=None, max_length=16)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
+    )
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    importance: float = 0.5
+    key: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    last_accessed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    access_count: int = 0
+    token_count: int = 0
+    content_hash: str = Field(max_length=64)
+    version: int = 1
+    status: str = Field(default="active", max_length=16)
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    superseded_by: str | None = Field(default=None, max_length=40)
+
+
+class MemoryTag(SQLModel, table=True):
+    """One row per (memory, tag): portable tag filtering on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "memory_tag"
+
+    memory_id: str = Field(foreign_key="memory.id", primary_key=True, max_length=40)
+    tag: str = Field(primary_key=True, max_length=64)
+
+
+class MemoryDeletion(SQLModel, table=True):
+    """The record that a memory existed and was deleted: who, when, where. Never the content."""
+
+    __tablename__ = "memory_deletion"
+
+    memory_id: str = Field(primary_key=True, max_length=40)
+    namespace_id: str = Field(index=True, max_length=40)
+    kind: str = Field(max_length=32)
+    deleted_by_agent_id: str | None = Field(default=None, max_length=40)
+    deleted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first response to a POST carrying an `Idempotency-Key`, replayed to its retries."""
+
+    __tablename__ = "idempotency_record"
+
+    principal: str = Field(primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    status_code: int | None = None
+    response_body: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -1,0 +1,118 @@
+"""The running server's parts, built once from Settings at startup and closed at shutdown."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .auth import ensure_admin_key
+from .config import Settings
+from .db import Database
+from .embeddings import Embedder, load_embedder
+from .migrations import migrate
+from .services.agents import AgentService
+from .services.idempotency import IdempotencyService
+from .services.indexing import IndexService
+from .services.memories import MemoryService
+from .services.namespaces import NamespaceService
+from .vectors import VectorStore, open_vector_store
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The server cannot start; the message is one line that says why."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    admin_key: str
+    embedder: Embedder
+    vectors: VectorStore
+    index: IndexService
+    memories: MemoryService
+    agents: AgentService
+    namespaces: NamespaceService
+    idempotency: IdempotencyService
+    scheduler: BackgroundScheduler | None = None
+
+    def start_jobs(self) -> None:
+        """Start the in-process schedule (expiry purge)."""
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self._purge_expired,
+            "interval",
+            seconds=self.settings.expiry_purge_seconds,
+            id="purge_expired",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+
+    def _purge_expired(self) -> None:
+        purged = self.memories.purge_expired()
+        if purged:
+            log.info("purged %d expired memories", purged)
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+        self.db.dispose()
+
+
+def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runtime:
+    """Migrate SQL, load the embedder, open the index and (by default) repair it from SQL."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        db.ping()
+        migrate(db.engine)
+    except Exception as exc:
+        db.dispose()
+        raise StartupError(f"database {_redact(settings.resolved_database_url)}: {exc}") from exc
+    try:
+        embedder = load_embedder(settings.embedding_model, settings.embedding_api_base)
+    except Exception as exc:
+        db.dispose()
+        raise StartupError(f"embedding model {settings.embedding_model!r}: {exc}") from exc
+    try:
+        vectors = open_vector_store(settings)
+    except Exception as exc:
+        db.dispose()
+        raise StartupError(f"vector store {settings.vector_store}: {exc}") from exc
+    index = IndexService(db, vectors, embedder)
+    if settings.reconcile_on_startup if reconcile is None else reconcile:
+        report = index.reconcile()
+        log.info(
+            "vector index checked: %d memories in SQL, %d repaired%s",
+            report.sql_count,
+            report.repaired,
+            " (rebuilt)" if report.rebuilt else "",
+        )
+    return Runtime(
+        settings=settings,
+        db=db,
+        admin_key=ensure_admin_key(settings),
+        embedder=embedder,
+        vectors=vectors,
+        index=index,
+        memories=MemoryService(db, vectors, embedder, settings),
+        agents=AgentService(db),
+        namespaces=NamespaceService(db),
+        idempotency=IdempotencyService(db),
+    )
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
+    return url

@@ -1,0 +1,303 @@
+"""Wire shapes: what the API accepts and returns. Tables live in `models.py`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+ScopeId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+MemoryKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,128}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
+
+RESERVED_KINDS = frozenset({"summary"})
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+class MemoryStatus(StrEnum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    SUPERSEDED = "superseded"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+# ---- agents and keys -------------------------------------------------------------------------
+
+
+class AgentCreate(StrictModel):
+    name: Name
+
+
+class AgentPublic(BaseModel):
+    id: str
+    name: str
+    default_namespace_id: str | None
+    created_at: datetime
+
+
+class AgentsPublic(BaseModel):
+    data: list[AgentPublic]
+    count: int
+
+
+class ApiKeyCreate(StrictModel):
+    name: str | None = Field(default=None, max_length=128)
+    read_only: bool = False
+    namespace_ids: list[str] | None = Field(
+        default=None, description="Limit the key to these namespaces; omit for all of the agent's."
+    )
+    expires_at: datetime | None = None
+
+    _aware_expiry = field_validator("expires_at")(_aware)
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    agent_id: str
+    name: str | None
+    prefix: str
+    read_only: bool
+    namespace_ids: list[str] | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The secret. Shown once, here; only its hash is stored.")
+
+
+class WhoAmI(BaseModel):
+    agent_id: str | None
+    key_id: str | None
+    is_admin: bool
+    read_only: bool
+    namespace_ids: list[str] | None
+
+
+# ---- namespaces -----------------------------------------------------------------------------
+
+
+class NamespaceCreate(StrictModel):
+    name: Name
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class NamespacePublic(BaseModel):
+    id: str
+    name: str
+    owner_agent_id: str
+    description: str | None
+    is_default: bool
+    created_at: datetime
+    permission: str = Field(description="The caller's access: owner, write, read or admin.")
+
+
+class NamespacesPublic(BaseModel):
+    data: list[NamespacePublic]
+    count: int
+
+
+# ---- memories -------------------------------------------------------------------------------
+
+
+class MemoryCreate(StrictModel):
+    namespace_id: str | None = Field(
+        default=None, description="Target namespace; the caller's default namespace if omitted."
+    )
+    user_id: ScopeId | None = None
+    thread_id: ScopeId | None = None
+    kind: Kind = "note"
+    role: Role | None = None
+    content: str = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+    importance: float = Field(default=0.5, ge=0.0, le=1.0)
+    key: MemoryKey | None = Field(
+        default=None,
+        description="A keyed fact (e.g. 'user.tone'): a new value supersedes the old one.",
+    )
+    created_at: datetime | None = Field(
+        default=None, description="When it happened; defaults to now (set it for imports/replays)."
+    )
+    expires_at: datetime | None = None
+
+    _aware_times = field_validator("created_at", "expires_at")(_aware)
+
+    @field_validator("content")
+    @classmethod
+    def _content_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("content must not be blank")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _unique_tags(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MemoryCreate:
+        if self.kind in RESERVED_KINDS:
+            raise ValueError(f"kind {self.kind!r} is reserved for the summarizer")
+        if self.kind == "message" and self.role is None:
+            raise ValueError("a message needs a role (user, assistant, system or tool)")
+        if self.kind != "message" and self.role is not None:
+            raise ValueError("role is only for kind 'message'")
+        if self.kind == "message" and self.key is not None:
+            raise ValueError("a message cannot have a key; keys are for facts and preferences")
+        if self.expires_at is not None and self.expires_at <= datetime.now(UTC):
+            raise ValueError("expires_at is in the past")
+        return self
+
+
+class MemoryUpdate(StrictModel):
+    content: str | None = Field(default=None, min_length=1)
+    metadata: dict[str, Any] | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=32)
+    importance: float | None = Field(default=None, ge=0.0, le=1.0)
+    expires_at: datetime | None = None
+    status: MemoryStatus | None = Field(
+        default=None,
+        description="'archived' or 'active'; 'superseded' is set by keyed writes only.",
+    )
+
+    _aware_expiry = field_validator("expires_at")(_aware)
+
+    @model_validator(mode="after")
+    def _sensible(self) -> MemoryUpdate:
+        if self.status == MemoryStatus.SUPERSEDED:
+            raise ValueError("status 'superseded' is set by writing a new value for the key")
+        if self.content is not None and not self.content.strip():
+            raise ValueError("content must not be blank")
+        if not self.model_fields_set:
+            raise ValueError("nothing to update")
+        return self
+
+
+class MemoryPublic(BaseModel):
+    id: str
+    namespace_id: str
+    author_agent_id: str | None
+    user_id: str | None
+    thread_id: str | None
+    kind: str
+    role: str | None
+    content: str
+    metadata: dict[str, Any]
+    tags: list[str]
+    importance: float
+    key: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_accessed_at: datetime | None
+    access_count: int
+    token_count: int
+    content_hash: str
+    version: int
+    status: str
+    expires_at: datetime | None
+    superseded_by: str | None
+
+
+class MemoriesPublic(BaseModel):
+    data: list[MemoryPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class MemoryBatchCreate(StrictModel):
+    memories: list[MemoryCreate] = Field(min_length=1)
+
+
+class MemoryWriteResult(BaseModel):
+    memory: MemoryPublic
+    created: bool = Field(description="False when an identical memory already existed in scope.")
+    superseded_id: str | None = Field(
+        default=None, description="The keyed memory this write superseded, if any."
+    )
+
+
+class MemoryBatchResult(BaseModel):
+    results: list[MemoryWriteResult]
+    created: int
+    deduplicated: int
+
+
+class MemoryDeleted(BaseModel):
+    id: str
+    namespace_id: str
+    deleted_at: datetime
+    deleted_by: str | None
+
+
+# ---- search ---------------------------------------------------------------------------------
+
+
+class MemoryFilters(StrictModel):
+    """Filters shared by listing and search."""
+
+    namespace_ids: list[str] | None = Field(
+        default=None, description="Namespaces to cover; every readable one if omitted."
+    )
+    user_id: str | None = None
+    thread_id: str | None = None
+    kinds: list[Kind] | None = None
+    tags: list[Tag] | None = Field(default=None, description="Memories carrying all these tags.")
+    statuses: list[MemoryStatus] | None = Field(default=None, description="Default: active only.")
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    _aware_times = field_validator("created_after", "created_before")(_aware)
+
+
+class SearchRequest(MemoryFilters):
+    query: str = Field(min_length=1, max_length=8000)
+    k: int = Field(default=10, ge=1, le=100)
+    include_archived: bool = False
+    min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+
+class SearchHit(BaseModel):
+    memory: MemoryPublic
+    similarity: float
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchHit]
+
+
+# ---- health ---------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

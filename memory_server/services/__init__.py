@@ -1,0 +1,1 @@
+"""Services do the work; routes and scheduled jobs call them."""

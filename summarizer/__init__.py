@@ -1,0 +1,1 @@
+"""Scheduled condensation of old memories into summaries with provenance (not yet built)."""

@@ -75,17 +75,21 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         migrate(db.engine)
     except Exception as exc:
         db.dispose()
-        raise StartupError(f"database {_redact(settings.resolved_database_url)}: {exc}") from exc
+        raise StartupError(
+            f"database {_redact(settings.resolved_database_url)}: {_one_line(exc)}"
+        ) from exc
     try:
         embedder = load_embedder(settings.embedding_model, settings.embedding_api_base)
     except Exception as exc:
         db.dispose()
-        raise StartupError(f"embedding model {settings.embedding_model!r}: {exc}") from exc
+        raise StartupError(
+            f"embedding model {settings.embedding_model!r}: {_one_line(exc)}"
+        ) from exc
     try:
         vectors = open_vector_store(settings)
     except Exception as exc:
         db.dispose()
-        raise StartupError(f"vector store {settings.vector_store}: {exc}") from exc
+        raise StartupError(f"vector store {settings.vector_store}: {_one_line(exc)}") from exc
     index = IndexService(db, vectors, embedder)
     if settings.reconcile_on_startup if reconcile is None else reconcile:
         report = index.reconcile()
@@ -107,6 +111,12 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         namespaces=NamespaceService(db),
         idempotency=IdempotencyService(db),
     )
+
+
+def _one_line(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def _redact(url: str) -> str:

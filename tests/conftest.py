@@ -1,4 +1,4 @@
-"""Fixtures: real SQLite and PostgreSQL, real Chroma, the real model, a real HTTP server on loopback.
+"""Fixtures: real SQLite and PostgreSQL, real Chroma, the real model, real HTTP on loopback.
 
 Every test that uses `server` runs twice: on SQLite and on PostgreSQL (when
 `MEMORY_TEST_POSTGRES_URL` is set; CI sets it, and a set-but-unreachable server fails loudly).

@@ -1,4 +1,4 @@
-"""Restarts, a lost or drifted index, and a failing index: SQL stays the truth, nothing half-written."""
+"""Restarts, a lost or drifted index, a failing index: SQL stays the truth."""
 
 from __future__ import annotations
 
@@ -107,12 +107,14 @@ def test_startup_repairs_an_index_that_is_out_of_step(server: LiveServer) -> Non
 
 
 def test_write_fails_cleanly_when_the_index_is_unavailable(server: LiveServer) -> None:
-    key, ids = _seed(server, FACTS[:1])
+    key, _ = _seed(server, FACTS[:1])
     chromadb.PersistentClient(
         path=str(server.settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False)
     ).delete_collection(server.settings.chroma_collection)
     with server.client(key) as client:
-        response = client.post("/v1/memories", json={"content": "never half-written"})
+        response = client.post(
+            "/v1/memories", json={"content": "never half-written", "tags": ["lost"]}
+        )
         assert response.status_code == 503
         assert response.json()["code"] == "store_unavailable"
         batch = client.post(

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from memory_server.config import Settings
+from memory_server.embeddings import load_embedder
+from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
+from tests.fake_openai import fake_openai_server
+
+
+def test_bundled_model_embeds_offline_into_unit_vectors() -> None:
+    embedder = load_embedder("all-MiniLM-L6-v2")
+    assert load_embedder("all-MiniLM-L6-v2") is embedder  # loaded once per process
+    vectors = embedder.embed(["The cat sat on the mat", "A cat is sitting on a rug", "GDP grew 3%"])
+    assert embedder.dimension == 384 and all(len(v) == 384 for v in vectors)
+    assert all(math.isclose(sum(x * x for x in v), 1.0, rel_tol=1e-4) for v in vectors)
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.3
+
+
+def test_changing_to_a_litellm_model_rebuilds_the_index(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with server.client(ADMIN_KEY) as admin:
+        agent = admin.post("/v1/agents", json={"name": "switcher"}).json()
+        key = admin.post(f"/v1/agents/{agent['id']}/keys", json={}).json()["key"]
+    with server.client(key) as client:
+        memory = client.post("/v1/memories", json={"content": "quarterly revenue report"}).json()
+    server.stop()
+    release_chroma_clients()
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with fake_openai_server() as fake:
+        settings: Settings = server.settings.model_copy(
+            update={
+                "embedding_model": "litellm/openai/text-embedding-3-small",
+                "embedding_api_base": fake.url,
+            }
+        )
+        switched = LiveServer(settings).start()
+        try:
+            with switched.client(key) as client:
+                hits = client.post("/v1/search", json={"query": "quarterly revenue report"}).json()
+        finally:
+            switched.stop()
+    assert hits["results"][0]["memory"]["id"] == memory["memory"]["id"]
+    assert hits["results"][0]["similarity"] == pytest.approx(1.0, abs=1e-4)
+    embedded = [body["input"] for path, body in fake.requests if path.endswith("/embeddings")]
+    assert ["quarterly revenue report"] in embedded  # the rebuild re-embedded SQL's memory
+    assert all(body["model"] == "text-embedding-3-small" for _, body in fake.requests)

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         default=300, ge=1, description="How often expired memories are purged."
     )
     reconcile_on_startup: bool = True
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests per minute per API key (token bucket, per process); 0 disables. "
+        "The admin key is not limited.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("admin_key")

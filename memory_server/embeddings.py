@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
+from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,3 +111,66 @@ def load_embedder(model: str, api_base: str | None = None) -> Embedder:
         return SentenceTransformerEmbedder(path, BUNDLED_EMBEDDING_MODEL)
     log.info("loading embedding model from %s", model)
     return SentenceTransformerEmbedder(Path(model), Path(model).name)
+
+
+class QueryEmbedder:
+    """Embeds search queries: cached, and batched across concurrent requests.
+
+    Each caller blocks on its own future while one worker thread embeds whatever queries are
+    waiting in a single forward pass, so N concurrent queries cost about one batch, not N passes.
+    Repeated queries are answered from an LRU cache without touching the model.
+    """
+
+    def __init__(self, embedder: Embedder, *, cache_size: int = 4096, max_batch: int = 64):
+        self._embedder = embedder
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._max_batch = max_batch
+        self._pending: list[tuple[str, Future[list[float]]]] = []
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._run, daemon=True, name="query-embedder")
+        self._worker.start()
+
+    def embed(self, text: str) -> list[float]:
+        """The embedding of one query (from cache, or computed in the next batch)."""
+        with self._wakeup:
+            cached = self._cache.get(text)
+            if cached is not None:
+                self._cache.move_to_end(text)
+                return cached
+            future: Future[list[float]] = Future()
+            self._pending.append((text, future))
+            self._wakeup.notify()
+        return future.result()
+
+    def close(self) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+        self._worker.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._pending and not self._closed:
+                    self._wakeup.wait()
+                if self._closed and not self._pending:
+                    return
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+            texts = list(dict.fromkeys(text for text, _ in batch))
+            try:
+                vectors = dict(zip(texts, self._embedder.embed(texts), strict=True))
+            except Exception as exc:
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            with self._wakeup:
+                for text, vector in vectors.items():
+                    self._cache[text] = vector
+                    self._cache.move_to_end(text)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            for text, future in batch:
+                future.set_result(vectors[text])

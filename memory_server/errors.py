@@ -72,6 +72,11 @@ class PreconditionRequired(MemoryServerError):
     code = "precondition_required"
 
 
+class RateLimited(MemoryServerError):
+    status = 429
+    code = "rate_limited"
+
+
 class StoreUnavailable(MemoryServerError):
     status = 503
     code = "store_unavailable"

@@ -156,7 +156,59 @@ def m0001_initial(op: Operations) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m0001_initial]
+def m0002_full_text_search(op: Operations) -> None:
+    """Keyword search: SQLite FTS5 (BM25) kept in step by triggers; PostgreSQL a GIN index."""
+    if op.get_context().dialect.name == "postgresql":
+        op.execute(
+            "CREATE INDEX ix_memory_content_fts ON memory "
+            "USING gin (to_tsvector('english', content))"
+        )
+        return
+    op.execute(
+        "CREATE VIRTUAL TABLE memory_fts USING fts5("
+        "content, content='memory', content_rowid='rowid', tokenize='porter unicode61')"
+    )
+    op.execute(
+        "CREATE TRIGGER memory_fts_insert AFTER INSERT ON memory BEGIN "
+        "INSERT INTO memory_fts(rowid, content) VALUES (new.rowid, new.content); END"
+    )
+    op.execute(
+        "CREATE TRIGGER memory_fts_delete AFTER DELETE ON memory BEGIN "
+        "INSERT INTO memory_fts(memory_fts, rowid, content) "
+        "VALUES ('delete', old.rowid, old.content); END"
+    )
+    op.execute(
+        "CREATE TRIGGER memory_fts_update AFTER UPDATE OF content ON memory BEGIN "
+        "INSERT INTO memory_fts(memory_fts, rowid, content) "
+        "VALUES ('delete', old.rowid, old.content); "
+        "INSERT INTO memory_fts(rowid, content) VALUES (new.rowid, new.content); END"
+    )
+    op.execute("INSERT INTO memory_fts(memory_fts) VALUES ('rebuild')")
+
+
+def m0003_namespace_audit(op: Operations) -> None:
+    """The append-only trail of non-owner access to namespaces, paged newest first by id."""
+    op.create_table(
+        "namespace_audit",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("namespace_id", sa.String(40), nullable=False),
+        sa.Column("agent_id", sa.String(40)),
+        sa.Column("key_id", sa.String(40)),
+        sa.Column("action", sa.String(8), nullable=False),
+        sa.Column("operation", sa.String(32), nullable=False),
+        sa.Column("memory_count", sa.Integer(), nullable=False),
+        sa.Column("request_id", sa.String(128)),
+        _ts("created_at"),
+    )
+    op.create_index("ix_namespace_audit_namespace_id", "namespace_audit", ["namespace_id", "id"])
+
+
+MIGRATIONS: list[Migration] = [m0001_initial, m0002_full_text_search, m0003_namespace_audit]
 
 _migration_table = sa.Table(
     "schema_migration",

@@ -10,7 +10,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -145,4 +145,28 @@ class IdempotencyRecord(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     status_code: int | None = None
     response_body: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class NamespaceAudit(SQLModel, table=True):
+    """One access to a namespace by someone other than its owner: who, how, when, through which key.
+
+    Append-only; one row per request per namespace touched (never per memory, never the content).
+    """
+
+    __tablename__ = "namespace_audit"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    namespace_id: str = Field(max_length=40)
+    agent_id: str | None = Field(default=None, max_length=40)
+    key_id: str | None = Field(default=None, max_length=40)
+    action: str = Field(max_length=8)
+    operation: str = Field(max_length=32)
+    memory_count: int = 0
+    request_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -10,13 +10,21 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .auth import ensure_admin_key
 from .config import Settings
 from .db import Database
-from .embeddings import Embedder, load_embedder
+from .embeddings import Embedder, QueryEmbedder, load_embedder
 from .migrations import migrate
+from .ratelimit import RateLimiter
 from .services.agents import AgentService
+from .services.audit import AuditService
+from .services.context import ContextService
 from .services.idempotency import IdempotencyService
 from .services.indexing import IndexService
 from .services.memories import MemoryService
 from .services.namespaces import NamespaceService
+from .services.retrieval import Retriever
+from .services.search import SearchService
+from .services.sharing import SharingService
+from .services.usage import AccessRecorder
+from .tokens import count_tokens
 from .vectors import VectorStore, open_vector_store
 
 log = logging.getLogger(__name__)
@@ -38,10 +46,18 @@ class Runtime:
     agents: AgentService
     namespaces: NamespaceService
     idempotency: IdempotencyService
+    queries: QueryEmbedder
+    recorder: AccessRecorder
+    search: SearchService
+    context: ContextService
+    sharing: SharingService
+    audit: AuditService
+    rate_limiter: RateLimiter
     scheduler: BackgroundScheduler | None = None
 
     def start_jobs(self) -> None:
-        """Start the in-process schedule (expiry purge)."""
+        """Start the background work: the expiry purge schedule and access bookkeeping."""
+        self.recorder.start()
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
             self._purge_expired,
@@ -63,6 +79,8 @@ class Runtime:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
+        self.recorder.close()
+        self.queries.close()
         self.db.dispose()
 
 
@@ -90,6 +108,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
     except Exception as exc:
         db.dispose()
         raise StartupError(f"vector store {settings.vector_store}: {_one_line(exc)}") from exc
+    count_tokens("warm up", settings.default_token_model)  # litellm's slow import, done now
     index = IndexService(db, vectors, embedder)
     if settings.reconcile_on_startup if reconcile is None else reconcile:
         report = index.reconcile()
@@ -99,6 +118,9 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
             report.repaired,
             " (rebuilt)" if report.rebuilt else "",
         )
+    queries = QueryEmbedder(embedder)
+    recorder = AccessRecorder(db)
+    retriever = Retriever(db, vectors, queries)
     return Runtime(
         settings=settings,
         db=db,
@@ -110,6 +132,13 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         agents=AgentService(db),
         namespaces=NamespaceService(db),
         idempotency=IdempotencyService(db),
+        queries=queries,
+        recorder=recorder,
+        search=SearchService(db, retriever, recorder),
+        context=ContextService(db, retriever, recorder, settings),
+        sharing=SharingService(db),
+        audit=AuditService(db),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
     )
 
 

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -14,6 +15,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from .ranking import RankingOptions
 
 Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -262,10 +265,14 @@ class MemoryDeleted(BaseModel):
 
 
 class MemoryFilters(StrictModel):
-    """Filters shared by listing and search."""
+    """Filters shared by listing, search and context."""
+
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
 
     namespace_ids: list[str] | None = Field(
-        default=None, description="Namespaces to cover; every readable one if omitted."
+        default=None,
+        validation_alias=AliasChoices("namespace_ids", "namespaces"),
+        description="Namespaces to cover (alias `namespaces`); every readable one if omitted.",
     )
     user_id: str | None = None
     thread_id: str | None = None
@@ -282,17 +289,91 @@ class SearchRequest(MemoryFilters):
     query: str = Field(min_length=1, max_length=8000)
     k: int = Field(default=10, ge=1, le=100)
     include_archived: bool = False
-    min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
+    min_similarity: float | None = Field(
+        default=None, ge=-1.0, le=1.0, description="Drop results whose dense similarity is lower."
+    )
+    ranking: RankingOptions = Field(
+        default_factory=lambda: RankingOptions(min_relevance=0.0),
+        description="Weights and knobs of the hybrid ranking (see POST /v1/context).",
+    )
+
+
+class ScoreComponents(BaseModel):
+    dense: float
+    keyword: float
+    recency: float
+    importance: float
+    frequency: float
 
 
 class SearchHit(BaseModel):
     memory: MemoryPublic
-    similarity: float
+    similarity: float = Field(description="Dense (embedding) similarity to the query.")
+    score: float = Field(description="The fused ranking score.")
+    components: ScoreComponents
 
 
 class SearchResponse(BaseModel):
     query: str
     results: list[SearchHit]
+
+
+# ---- context --------------------------------------------------------------------------------
+
+
+class TierShares(StrictModel):
+    """Shares of the budget per tier, in order; what a tier leaves unused flows to the next."""
+
+    thread: float = Field(default=0.35, ge=0)
+    facts: float = Field(default=0.15, ge=0)
+    memories: float = Field(default=0.5, ge=0)
+
+
+class ContextRequest(MemoryFilters):
+    query: str = Field(min_length=1, max_length=8000)
+    budget_tokens: int = Field(ge=1, le=1_000_000)
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Model whose tokenizer counts the budget (litellm); default gpt-4o-mini.",
+    )
+    include_archived: bool = False
+    ranking: RankingOptions = Field(default_factory=RankingOptions)
+    tiers: TierShares = Field(default_factory=TierShares)
+    max_thread_messages: int = Field(default=30, ge=0, le=500)
+    max_candidates: int = Field(default=60, ge=1, le=500)
+
+
+class ContextItem(BaseModel):
+    id: str
+    namespace_id: str
+    kind: str
+    tier: str = Field(description="thread, facts or memories")
+    created_at: datetime
+    tokens: int
+    score: float | None
+    components: ScoreComponents | None
+    provenance: str | None = Field(
+        default=None, description="Where a summary's sources can be browsed."
+    )
+
+
+class DroppedItem(BaseModel):
+    id: str
+    tier: str
+    reason: str = Field(description="over_budget, duplicate, below_threshold or superseded")
+    score: float | None = None
+    duplicate_of: str | None = None
+
+
+class ContextResponse(BaseModel):
+    context: str
+    tokens_used: int
+    budget_tokens: int
+    model: str
+    items: list[ContextItem]
+    dropped: list[DroppedItem]
 
 
 # ---- health ---------------------------------------------------------------------------------
@@ -301,3 +382,48 @@ class SearchResponse(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# ---- sharing: grants and the audit trail ------------------------------------------------------
+
+
+class GrantPermission(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+
+class GrantCreate(StrictModel):
+    agent_id: str = Field(min_length=1, max_length=40, description="The agent to share with.")
+    permission: GrantPermission = Field(description="'read', or 'write' (which includes read).")
+
+
+class GrantPublic(BaseModel):
+    id: str
+    namespace_id: str
+    agent_id: str
+    permission: GrantPermission
+    created_at: datetime
+
+
+class GrantsPublic(BaseModel):
+    data: list[GrantPublic]
+    count: int
+
+
+class AuditEventPublic(BaseModel):
+    id: int
+    namespace_id: str
+    agent_id: str | None = Field(description="Who accessed the namespace; null for the admin key.")
+    key_id: str | None = Field(description="Through which API key; null for the admin key.")
+    action: str = Field(description="read or write")
+    operation: str = Field(description="get, list, search, context, create, update or delete")
+    memory_count: int = Field(description="How many of the namespace's memories it touched.")
+    request_id: str | None
+    created_at: datetime
+
+
+class AuditEventsPublic(BaseModel):
+    data: list[AuditEventPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null at the end."
+    )

@@ -1,41 +1,31 @@
-"""Token counting, offline: tiktoken encodings from the copies that litellm ships."""
+"""Token counting with litellm's tokenizers (offline: litellm ships them), for any model name.
+
+litellm is slow to import (seconds), so it is imported on first use; the server counts once at
+startup so that no request pays for it.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from functools import lru_cache
-from pathlib import Path
+import threading
+from typing import Any
 
-import tiktoken
-
-FALLBACK_ENCODING = "cl100k_base"
+_import_lock = threading.Lock()
 
 
-def _use_bundled_tiktoken_files() -> None:
-    """Point tiktoken at litellm's bundled encodings so it never downloads them."""
-    if os.environ.get("TIKTOKEN_CACHE_DIR"):
-        return
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        return
-    bundled = (
-        Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils" / "tokenizers"
-    )
-    if bundled.is_dir():
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(bundled)
+def _litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # litellm looks some tokenizers up on the Hugging Face hub; offline, it falls back to tiktoken
+    # at once instead of waiting on a network that is not there.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with _import_lock:
+        import litellm
 
-
-@lru_cache(maxsize=64)
-def encoding_for(model: str) -> tiktoken.Encoding:
-    """The tokenizer of `model`, or cl100k_base for models tiktoken does not know."""
-    _use_bundled_tiktoken_files()
-    try:
-        return tiktoken.encoding_for_model(model.split("/")[-1])
-    except KeyError:
-        return tiktoken.get_encoding(FALLBACK_ENCODING)
+    return litellm
 
 
 def count_tokens(text: str, model: str) -> int:
-    """How many tokens `text` costs in `model`'s tokenizer."""
-    return len(encoding_for(model).encode(text, disallowed_special=()))
+    """How many tokens `text` costs in `model`'s tokenizer (litellm's choice for that model)."""
+    if not text:
+        return 0
+    return int(_litellm().token_counter(model=model, text=text))

@@ -30,6 +30,7 @@ class VectorRecord:
 class VectorHit:
     id: str
     similarity: float
+    embedding: list[float] | None = None
 
 
 class VectorStore(Protocol):
@@ -43,7 +44,15 @@ class VectorStore(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
-    def query(self, embedding: list[float], k: int, where: Where | None) -> list[VectorHit]: ...
+    def query(
+        self, embedding: list[float], k: int, where: Where | None, with_embeddings: bool = False
+    ) -> list[VectorHit]:
+        """The `k` nearest records matching `where`, nearest first."""
+        ...
+
+    def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored embeddings of `ids` (missing ids are left out)."""
+        ...
 
     def count(self) -> int: ...
 
@@ -99,15 +108,33 @@ class ChromaVectorStore:
         if ids:
             self._collection.delete(ids=list(ids))
 
-    def query(self, embedding: list[float], k: int, where: Where | None) -> list[VectorHit]:
+    def query(
+        self, embedding: list[float], k: int, where: Where | None, with_embeddings: bool = False
+    ) -> list[VectorHit]:
+        include = ["distances", "embeddings"] if with_embeddings else ["distances"]
         result = self._collection.query(
-            query_embeddings=[embedding], n_results=k, where=where, include=["distances"]
+            query_embeddings=[embedding], n_results=k, where=where, include=include
         )
         ids = result["ids"][0]
-        distances = result["distances"][0] if result["distances"] else [1.0] * len(ids)
+        distances = result["distances"][0]
+        vectors = result["embeddings"][0] if with_embeddings else [None] * len(ids)
         return [
-            VectorHit(id=i, similarity=1.0 - float(d)) for i, d in zip(ids, distances, strict=True)
+            VectorHit(
+                id=i,
+                similarity=1.0 - float(d),
+                embedding=[float(x) for x in v] if v is not None else None,
+            )
+            for i, d, v in zip(ids, distances, vectors, strict=True)
         ]
+
+    def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        if not ids:
+            return {}
+        result = self._collection.get(ids=list(ids), include=["embeddings"])
+        return {
+            i: [float(x) for x in v]
+            for i, v in zip(result["ids"], result["embeddings"], strict=True)
+        }
 
     def count(self) -> int:
         return int(self._collection.count())

@@ -1,4 +1,5 @@
-"""Typed dependencies: the runtime, the authenticated caller, and idempotent POST handling."""
+"""Typed dependencies: the runtime, the authenticated (and rate-limited) caller, the audit trail,
+and idempotent POST handling."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from ..auth import Principal, authenticate, bearer_token
 from ..errors import PermissionDenied
 from ..runtime import Runtime
+from ..services.audit import AuditTrail
 from ..services.idempotency import request_fingerprint
 
 
@@ -28,9 +30,13 @@ def get_principal(
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
+    """The caller, authenticated; each API key spends one request of its rate limit here."""
     token = bearer_token(authorization)
     with runtime.db.read() as session:
-        return authenticate(session, token, runtime.admin_key)
+        principal = authenticate(session, token, runtime.admin_key)
+    if principal.key_id is not None:  # the admin key is not rate-limited
+        runtime.rate_limiter.take(principal.key_id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -43,6 +49,13 @@ def require_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def get_audit(runtime: RuntimeDep, principal: PrincipalDep, request: Request) -> AuditTrail:
+    return AuditTrail(runtime.audit, principal, getattr(request.state, "request_id", None))
+
+
+AuditDep = Annotated[AuditTrail, Depends(get_audit)]
 
 IdempotencyKey = Annotated[
     str | None,

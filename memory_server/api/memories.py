@@ -24,7 +24,7 @@ from ..schemas import (
     MemoryWriteResult,
 )
 from ..services.memories import WriteOutcome
-from .deps import IdempotencyKey, PrincipalDep, RuntimeDep, respond_once
+from .deps import AuditDep, IdempotencyKey, PrincipalDep, RuntimeDep, respond_once
 
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
 
@@ -56,6 +56,7 @@ def create_memory(
     request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
+    audit: AuditDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Store one memory; it is in SQL and searchable when this returns.
@@ -66,6 +67,7 @@ def create_memory(
 
     def work() -> tuple[int, MemoryWriteResult]:
         outcome = runtime.memories.create(principal, body)
+        audit.wrote("create", [outcome.memory.namespace_id])
         return (201 if outcome.created else 200), _result(outcome)
 
     return respond_once(runtime, principal, request, idempotency_key, body, work)
@@ -77,12 +79,14 @@ def create_memories(
     request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
+    audit: AuditDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Store up to `MEMORY_MAX_BATCH_SIZE` memories in one transaction: all of them or none."""
 
     def work() -> tuple[int, MemoryBatchResult]:
         outcomes = runtime.memories.create_many(principal, body.memories)
+        audit.wrote("create", [o.memory.namespace_id for o in outcomes])
         created = sum(1 for o in outcomes if o.created)
         return 201, MemoryBatchResult(
             results=[_result(o) for o in outcomes],
@@ -97,6 +101,7 @@ def create_memories(
 def list_memories(
     runtime: RuntimeDep,
     principal: PrincipalDep,
+    audit: AuditDep,
     namespace_id: Annotated[list[str] | None, Query()] = None,
     user_id: str | None = None,
     thread_id: str | None = None,
@@ -120,15 +125,21 @@ def list_memories(
         created_before=created_before,
     )
     rows, next_cursor = runtime.memories.list_page(principal, filters, limit=limit, cursor=cursor)
+    audit.read("list", [m.namespace_id for m in rows])
     return MemoriesPublic(data=[memory_public(m) for m in rows], next_cursor=next_cursor)
 
 
 @router.get("/{memory_id}", response_model=MemoryPublic)
 def get_memory(
-    memory_id: str, response: Response, runtime: RuntimeDep, principal: PrincipalDep
+    memory_id: str,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    audit: AuditDep,
 ) -> MemoryPublic:
     """One memory; its `ETag` is the version that `PATCH` expects in `If-Match`."""
     memory = runtime.memories.get(principal, memory_id)
+    audit.read("get", [memory.namespace_id])
     response.headers.update(_etag(memory))
     return memory_public(memory)
 
@@ -156,18 +167,23 @@ def update_memory(
     response: Response,
     runtime: RuntimeDep,
     principal: PrincipalDep,
+    audit: AuditDep,
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> MemoryPublic:
     """Change a memory if it is still at the version in `If-Match` (412 if not)."""
     memory = runtime.memories.update(principal, memory_id, body, _expected_version(if_match))
+    audit.wrote("update", [memory.namespace_id])
     response.headers.update(_etag(memory))
     return memory_public(memory)
 
 
 @router.delete("/{memory_id}", response_model=MemoryDeleted)
-def delete_memory(memory_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> MemoryDeleted:
+def delete_memory(
+    memory_id: str, runtime: RuntimeDep, principal: PrincipalDep, audit: AuditDep
+) -> MemoryDeleted:
     """Delete a memory's content from SQL and the index for good; the deletion itself is kept."""
     tombstone = runtime.memories.delete(principal, memory_id)
+    audit.wrote("delete", [tombstone.namespace_id])
     return MemoryDeleted(
         id=tombstone.memory_id,
         namespace_id=tombstone.namespace_id,

@@ -1,21 +1,31 @@
-"""Semantic search over the memories the caller may read."""
+"""Search over the memories the caller may read, with the same hybrid ranking as context."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..schemas import SearchHit, SearchRequest, SearchResponse
-from .deps import PrincipalDep, RuntimeDep
+from ..ranking import Ranked
+from ..schemas import ScoreComponents, SearchHit, SearchRequest, SearchResponse
+from .deps import AuditDep, PrincipalDep, RuntimeDep
 from .memories import memory_public
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
 
-@router.post("/search", response_model=SearchResponse)
-def search(body: SearchRequest, runtime: RuntimeDep, principal: PrincipalDep) -> SearchResponse:
-    """The `k` memories most similar to `query`, within the filters, best first."""
-    hits = runtime.memories.search(principal, body)
-    return SearchResponse(
-        query=body.query,
-        results=[SearchHit(memory=memory_public(h.memory), similarity=h.similarity) for h in hits],
+def _hit(ranked: Ranked) -> SearchHit:
+    return SearchHit(
+        memory=memory_public(ranked.memory),
+        similarity=ranked.components.dense,
+        score=ranked.score,
+        components=ScoreComponents(**ranked.components.as_dict()),
     )
+
+
+@router.post("/search", response_model=SearchResponse)
+def search(
+    body: SearchRequest, runtime: RuntimeDep, principal: PrincipalDep, audit: AuditDep
+) -> SearchResponse:
+    """The `k` best memories for `query` within the filters: dense + keyword + recency + ..."""
+    ranked = runtime.search.search(principal, body)
+    audit.read("search", [r.memory.namespace_id for r in ranked])
+    return SearchResponse(query=body.query, results=[_hit(r) for r in ranked])

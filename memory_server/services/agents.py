@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from ..access import readable_namespaces
 from ..auth import Principal, generate_api_key, hash_api_key
 from ..db import Database
 from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -77,14 +78,27 @@ class AgentService:
         return key, secret
 
     def _check_key_namespaces(self, agent_id: str, namespace_ids: list[str]) -> None:
+        """A key may be limited to namespaces its agent can read: its own, or shared with it.
+
+        The limit only ever narrows: each request still checks the agent's own access, so a key
+        limited to a shared namespace loses it the moment the grant is revoked.
+        """
+        agent = Principal(agent_id=agent_id, key_id=None)
         with self._db.read() as session:
             found = set(
                 session.exec(select(Namespace.id).where(col(Namespace.id).in_(namespace_ids))).all()
             )
+            readable = {namespace.id for namespace, _ in readable_namespaces(session, agent)}
         missing = [n for n in namespace_ids if n not in found]
         if missing:
             raise InvalidRequest(
                 f"Unknown namespaces for the key: {', '.join(missing)}.", code="namespace_not_found"
+            )
+        foreign = [n for n in namespace_ids if n not in readable]
+        if foreign:
+            raise InvalidRequest(
+                f"The agent neither owns nor has been granted: {', '.join(foreign)}.",
+                code="namespace_not_shared",
             )
 
     def list_keys(self, agent_id: str) -> list[ApiKey]:

@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from ..access import Action, authorize_memory, authorize_namespace, scope_namespace_ids
 from ..auth import Principal
@@ -37,16 +36,16 @@ from ..errors import (
     PreconditionFailed,
     StoreUnavailable,
 )
+from ..filters import memory_conditions
 from ..models import Agent, Memory, MemoryDeletion, MemoryTag, new_id, utcnow
 from ..schemas import (
     MemoryCreate,
     MemoryFilters,
     MemoryStatus,
     MemoryUpdate,
-    SearchRequest,
 )
 from ..tokens import count_tokens
-from ..vectors import Scalar, VectorRecord, VectorStore, Where
+from ..vectors import Scalar, VectorRecord, VectorStore
 from .indexing import vector_metadata, vector_record
 
 log = logging.getLogger(__name__)
@@ -69,16 +68,32 @@ class WriteOutcome:
 
 
 @dataclass(frozen=True)
-class SearchHitRecord:
-    memory: Memory
-    similarity: float
-
-
-@dataclass(frozen=True)
 class _Prepared:
     item: MemoryCreate
     namespace_id: str
     content_hash: str
+
+    @property
+    def dedup_key(self) -> tuple[str, ...]:
+        """Mirrors the unique index: one active copy per namespace, user, kind, key and text."""
+        item = self.item
+        return (self.namespace_id, item.user_id or "", item.kind, item.key or "", self.content_hash)
+
+    @property
+    def keyed_slot(self) -> tuple[str, str, str] | None:
+        if self.item.key is None:
+            return None
+        return (self.namespace_id, self.item.user_id or "", self.item.key)
+
+
+def _dedup_key_of(memory: Memory) -> tuple[str, ...]:
+    return (
+        memory.namespace_id,
+        memory.user_id or "",
+        memory.kind,
+        memory.key or "",
+        memory.content_hash,
+    )
 
 
 class MemoryService:
@@ -154,14 +169,10 @@ class MemoryService:
     def _embed_new(self, prepared: Sequence[_Prepared]) -> dict[str, list[float]]:
         """Embeddings by content hash, for every text not already stored as a duplicate."""
         with self._db.read() as session:
-            known = {
-                p.content_hash
-                for p in prepared
-                if p.item.kind != MESSAGE_KIND and self._find_duplicate(session, p) is not None
-            }
+            known = self._active_duplicates(session, prepared)
         texts: dict[str, str] = {}
         for p in prepared:
-            if p.content_hash not in known or p.item.kind == MESSAGE_KIND:
+            if p.item.kind == MESSAGE_KIND or p.dedup_key not in known:
                 texts.setdefault(p.content_hash, p.item.content)
         vectors = self._embedder.embed(list(texts.values()))
         return dict(zip(texts.keys(), vectors, strict=True))
@@ -172,46 +183,56 @@ class MemoryService:
         prepared: Sequence[_Prepared],
         embeddings: dict[str, list[float]],
     ) -> list[WriteOutcome]:
+        """Insert the batch in one flush: duplicates and current keyed values looked up once."""
+        now = utcnow()
         outcomes: list[WriteOutcome] = []
-        with self._indexed_transaction() as (session, index_ops):
+        new_embeddings: list[tuple[Memory, list[float]]] = []
+        with self._indexed_transaction() as (session, ops):
+            # permission again, inside the transaction: a grant revoked since `_prepare` counts
+            for namespace_id in {p.namespace_id for p in prepared}:
+                authorize_namespace(session, principal, namespace_id, Action.WRITE)
+            duplicates = self._active_duplicates(session, prepared)
+            current = self._active_keyed(session, prepared)
             for p in prepared:
-                outcome = self._write_one(session, principal, p, embeddings, index_ops)
-                outcomes.append(outcome)
+                item = p.item
+                if item.kind != MESSAGE_KIND and p.dedup_key in duplicates:
+                    outcomes.append(WriteOutcome(duplicates[p.dedup_key], created=False))
+                    continue
+                memory = self._new_memory(principal, p, now)
+                session.add(memory)
+                session.add_all(MemoryTag(memory_id=memory.id, tag=tag) for tag in item.tags)
+                previous = current.get(p.keyed_slot) if p.keyed_slot else None
+                if previous is not None:
+                    previous.status = MemoryStatus.SUPERSEDED
+                    previous.superseded_by = memory.id
+                    previous.version += 1
+                    previous.updated_at = now
+                    session.add(previous)
+                    duplicates.pop(_dedup_key_of(previous), None)
+                    ops.metadata_updates.append((previous.id, vector_metadata(previous)))
+                if p.keyed_slot:
+                    current[p.keyed_slot] = memory
+                if item.kind != MESSAGE_KIND:
+                    duplicates[p.dedup_key] = memory
+                embedding = (
+                    embeddings.get(p.content_hash) or self._embedder.embed([item.content])[0]
+                )
+                new_embeddings.append((memory, embedding))
+                outcomes.append(
+                    WriteOutcome(
+                        memory, created=True, superseded_id=previous.id if previous else None
+                    )
+                )
+            # One flush: SQLAlchemy emits the UPDATEs (superseded values) before the INSERTs, so
+            # the one-active-value-per-key index never sees two active values.
+            session.flush()
+            # built after the loop, so a value superseded within this batch is indexed as such
+            ops.upserts.extend(vector_record(m, e) for m, e in new_embeddings)
         return outcomes
 
-    def _write_one(
-        self,
-        session: Session,
-        principal: Principal,
-        p: _Prepared,
-        embeddings: dict[str, list[float]],
-        index_ops: _IndexOps,
-    ) -> WriteOutcome:
+    def _new_memory(self, principal: Principal, p: _Prepared, now: datetime) -> Memory:
         item = p.item
-        if item.kind != MESSAGE_KIND:
-            duplicate = self._find_duplicate(session, p)
-            if duplicate is not None:
-                return WriteOutcome(memory=duplicate, created=False)
-        now = utcnow()
-        superseded_id = None
-        current = None
-        if item.key is not None:
-            current = session.exec(
-                select(Memory).where(
-                    Memory.namespace_id == p.namespace_id,
-                    _same_user(item.user_id),
-                    Memory.key == item.key,
-                    Memory.status == MemoryStatus.ACTIVE,
-                )
-            ).first()
-            if current is not None:
-                current.status = MemoryStatus.SUPERSEDED
-                current.version += 1
-                current.updated_at = now
-                session.add(current)
-                session.flush()
-                index_ops.metadata_updates.append((current.id, vector_metadata(current)))
-        memory = Memory(
+        return Memory(
             id=new_id("mem"),
             namespace_id=p.namespace_id,
             author_agent_id=principal.agent_id,
@@ -232,28 +253,39 @@ class MemoryService:
             status=MemoryStatus.ACTIVE,
             expires_at=item.expires_at,
         )
-        session.add(memory)
-        session.add_all(MemoryTag(memory_id=memory.id, tag=tag) for tag in item.tags)
-        if current is not None:
-            current.superseded_by = memory.id
-            superseded_id = current.id
-            session.add(current)
-        session.flush()
-        embedding = embeddings.get(p.content_hash) or self._embedder.embed([item.content])[0]
-        index_ops.upserts.append(vector_record(memory, embedding))
-        return WriteOutcome(memory=memory, created=True, superseded_id=superseded_id)
 
-    def _find_duplicate(self, session: Session, p: _Prepared) -> Memory | None:
-        return session.exec(
+    def _active_duplicates(
+        self, session: Session, prepared: Sequence[_Prepared]
+    ) -> dict[tuple[str, ...], Memory]:
+        """Active memories that a batch item would duplicate, by de-duplication key."""
+        wanted = [p for p in prepared if p.item.kind != MESSAGE_KIND]
+        if not wanted:
+            return {}
+        rows = session.exec(
             select(Memory).where(
-                Memory.namespace_id == p.namespace_id,
-                _same_user(p.item.user_id),
-                Memory.kind == p.item.kind,
-                _same_key(p.item.key),
-                Memory.content_hash == p.content_hash,
+                col(Memory.namespace_id).in_({p.namespace_id for p in wanted}),
+                col(Memory.content_hash).in_({p.content_hash for p in wanted}),
+                Memory.status == MemoryStatus.ACTIVE,
+                Memory.kind != MESSAGE_KIND,
+            )
+        ).all()
+        return {_dedup_key_of(m): m for m in rows}
+
+    def _active_keyed(
+        self, session: Session, prepared: Sequence[_Prepared]
+    ) -> dict[tuple[str, str, str], Memory]:
+        """The current value of every key the batch writes, by (namespace, user, key)."""
+        keyed = [p for p in prepared if p.item.key is not None]
+        if not keyed:
+            return {}
+        rows = session.exec(
+            select(Memory).where(
+                col(Memory.namespace_id).in_({p.namespace_id for p in keyed}),
+                col(Memory.key).in_({p.item.key for p in keyed}),
                 Memory.status == MemoryStatus.ACTIVE,
             )
-        ).first()
+        ).all()
+        return {(m.namespace_id, m.user_id or "", m.key or ""): m for m in rows}
 
     @contextmanager
     def _indexed_transaction(self) -> Iterator[tuple[Session, _IndexOps]]:
@@ -307,7 +339,9 @@ class MemoryService:
         """A page of memories, newest first, and the cursor of the next page."""
         with self._db.read() as session:
             namespace_ids = scope_namespace_ids(session, principal, filters.namespace_ids)
-            query = _filtered(select(Memory), namespace_ids, filters, filters.statuses)
+            query = select(Memory).where(
+                *memory_conditions(namespace_ids, filters, filters.statuses)
+            )
             if cursor is not None:
                 created_at, last_id = _decode_cursor(cursor)
                 query = query.where(
@@ -320,35 +354,6 @@ class MemoryService:
             rows = list(session.exec(query.limit(limit + 1)).all())
         next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         return rows[:limit], next_cursor
-
-    def search(self, principal: Principal, request: SearchRequest) -> list[SearchHitRecord]:
-        """Memories most similar to the query, within the caller's readable scope and filters."""
-        statuses = request.statuses or (
-            [MemoryStatus.ACTIVE, MemoryStatus.ARCHIVED]
-            if request.include_archived
-            else [MemoryStatus.ACTIVE]
-        )
-        with self._db.read() as session:
-            namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
-        if not namespace_ids:
-            return []
-        embedding = self._embedder.embed([request.query])[0]
-        fetch = request.k if not request.tags else min(request.k * 5, 500)
-        try:
-            hits = self._vectors.query(
-                embedding, fetch + 5, _vector_where(namespace_ids, request, statuses)
-            )
-        except Exception as exc:
-            raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
-        similarity = {hit.id: hit.similarity for hit in hits}
-        with self._db.read() as session:
-            query = _filtered(select(Memory), namespace_ids, request, statuses)
-            rows = session.exec(query.where(col(Memory.id).in_(list(similarity)))).all()
-        results = [SearchHitRecord(memory=m, similarity=similarity[m.id]) for m in rows]
-        if request.min_similarity is not None:
-            results = [r for r in results if r.similarity >= request.min_similarity]
-        results.sort(key=lambda r: (-r.similarity, r.memory.id))
-        return results[: request.k]
 
     # ---- update and delete -------------------------------------------------------------------
 
@@ -479,64 +484,6 @@ class _IndexOps:
 
 def _expired(memory: Memory) -> bool:
     return memory.expires_at is not None and memory.expires_at <= datetime.now(UTC)
-
-
-def _same_user(user_id: str | None) -> Any:
-    return col(Memory.user_id).is_(None) if user_id is None else col(Memory.user_id) == user_id
-
-
-def _same_key(key: str | None) -> Any:
-    return col(Memory.key).is_(None) if key is None else col(Memory.key) == key
-
-
-def _filtered(
-    query: SelectOfScalar[Memory],
-    namespace_ids: Sequence[str],
-    filters: MemoryFilters,
-    statuses: Sequence[MemoryStatus] | None,
-) -> SelectOfScalar[Memory]:
-    """Apply scope and filters in SQL; the same rules for listing and for checking search hits."""
-    statuses = statuses or [MemoryStatus.ACTIVE]
-    query = query.where(
-        col(Memory.namespace_id).in_(list(namespace_ids)),
-        col(Memory.status).in_([s.value for s in statuses]),
-        or_(col(Memory.expires_at).is_(None), col(Memory.expires_at) > utcnow()),
-    )
-    if filters.user_id is not None:
-        query = query.where(Memory.user_id == filters.user_id)
-    if filters.thread_id is not None:
-        query = query.where(Memory.thread_id == filters.thread_id)
-    if filters.kinds:
-        query = query.where(col(Memory.kind).in_(filters.kinds))
-    if filters.created_after is not None:
-        query = query.where(col(Memory.created_at) >= filters.created_after)
-    if filters.created_before is not None:
-        query = query.where(col(Memory.created_at) < filters.created_before)
-    for tag in filters.tags or []:
-        query = query.where(
-            col(Memory.id).in_(select(MemoryTag.memory_id).where(MemoryTag.tag == tag))
-        )
-    return query
-
-
-def _vector_where(
-    namespace_ids: Sequence[str], filters: MemoryFilters, statuses: Sequence[MemoryStatus]
-) -> Where:
-    clauses: list[Where] = [
-        {"namespace_id": {"$in": list(namespace_ids)}},
-        {"status": {"$in": [s.value for s in statuses]}},
-    ]
-    if filters.user_id is not None:
-        clauses.append({"user_id": filters.user_id})
-    if filters.thread_id is not None:
-        clauses.append({"thread_id": filters.thread_id})
-    if filters.kinds:
-        clauses.append({"kind": {"$in": list(filters.kinds)}})
-    if filters.created_after is not None:
-        clauses.append({"created_at": {"$gte": filters.created_after.timestamp()}})
-    if filters.created_before is not None:
-        clauses.append({"created_at": {"$lt": filters.created_before.timestamp()}})
-    return {"$and": clauses}
 
 
 def _encode_cursor(memory: Memory) -> str:

@@ -58,6 +58,15 @@ def test_stranger_cannot_read_or_change_private_memories(make_agent) -> None:
         assert response.status_code in (200, 404)
         assert "8675" not in response.text and memory_id not in response.text
 
+    for body in (
+        {"query": "bank PIN", "budget_tokens": 500},
+        {"query": "bank PIN", "budget_tokens": 500, "namespaces": [namespace_id]},
+        {"query": "bank PIN", "budget_tokens": 500, "user_id": "alice", "thread_id": "t1"},
+    ):
+        response = mallory.client.post("/v1/context", json=body)
+        assert response.status_code in (200, 404)
+        assert "8675" not in response.text and memory_id not in response.text
+
     listed = mallory.client.get("/v1/memories", params={"user_id": "alice", "tag": "bank"})
     assert listed.status_code == 200 and listed.json()["data"] == []
     namespaces = mallory.client.get("/v1/namespaces").json()

@@ -251,7 +251,7 @@ def test_expired_memories_are_not_served_and_are_purged(settings) -> None:
             agent_id = admin.post("/v1/agents", json={"name": "ephemeral"}).json()["id"]
             key = admin.post(f"/v1/agents/{agent_id}/keys", json={}).json()["key"]
         with live.client(key) as agent:
-            soon = datetime.now(UTC) + timedelta(seconds=1)
+            soon = datetime.now(UTC) + timedelta(seconds=4)
             memory = _create(
                 agent, content="temporary door code 1234", kind="note", expires_at=soon.isoformat()
             )["memory"]

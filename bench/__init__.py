@@ -1,0 +1,1 @@
+"""Benchmarks for the memory server: `bench.latency` (speed) and `bench.quality` (recall)."""

@@ -1,0 +1,354 @@
+"""Latency of `POST /v1/context` on a loaded server, beside the floor it cannot beat.
+
+Loads N memories across A agents (default 100k across 100) into an embedded-default data dir, then
+measures, in one run:
+- the floor: one query embedding plus one bare, namespace-filtered vector query, in-process;
+- the server: context calls over real HTTP from 1, 8 and 32 concurrent clients (each query text
+  distinct, so the query cache does not help), p50/p95/p99 and requests/s.
+
+    python -m bench.latency [--memories 100000] [--agents 100] [--requests 400] [--fresh]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN_KEY = "bench-admin-key-0123456789"
+DEFAULT_DIR = Path("var/bench/latency")
+
+SUBJECTS = [
+    "the billing service",
+    "our Kubernetes cluster",
+    "the mobile app",
+    "the quarterly report",
+    "the onboarding flow",
+    "the data warehouse",
+    "the marketing site",
+    "the search index",
+    "the payments provider",
+    "the support queue",
+    "the design system",
+    "the API gateway",
+    "the sales pipeline",
+    "the hiring plan",
+    "the security audit",
+    "the office move",
+]
+VERBS = [
+    "needs a review before",
+    "was migrated on",
+    "broke again after",
+    "will be replaced by",
+    "is owned by",
+    "gets a new budget in",
+    "was discussed with",
+    "depends on",
+    "is blocked until",
+    "should be documented before",
+    "was load-tested against",
+]
+OBJECTS = [
+    "the March release",
+    "Priya from platform",
+    "the EU region",
+    "version 2.4",
+    "the new vendor",
+    "the Friday deploy",
+    "the legal team",
+    "the Q3 planning",
+    "the incident on Tuesday",
+    "the customer advisory board",
+    "the Postgres upgrade",
+    "the Berlin office",
+]
+DETAILS = [
+    "",
+    " according to the last standup",
+    " (ticket OPS-{n})",
+    " per the design doc",
+    " — confirm with the owner",
+    " after the outage",
+    " if the budget allows",
+    " in week {n}",
+]
+
+
+def synthetic_memory(rng: random.Random, n: int) -> str:
+    detail = rng.choice(DETAILS).format(n=rng.randint(10, 9999))
+    return f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} {rng.choice(OBJECTS)}{detail}."
+
+
+def synthetic_query(rng: random.Random) -> str:
+    forms = [
+        "What do we know about {s}?",
+        "Who owns {s}?",
+        "When is {o} happening?",
+        "Any blockers for {s}?",
+        "What happened with {s} and {o}?",
+        "Status of {s}?",
+    ]
+    return rng.choice(forms).format(s=rng.choice(SUBJECTS), o=rng.choice(OBJECTS)) + (
+        f" #{rng.randint(0, 10**6)}"
+    )
+
+
+def _env(data_dir: Path, port: int) -> dict[str, str]:
+    return os.environ | {
+        "MEMORY_DATA_DIR": str(data_dir),
+        "MEMORY_ADMIN_KEY": ADMIN_KEY,
+        "MEMORY_PORT": str(port),
+        "MEMORY_LOG_LEVEL": "warning",
+        "HF_HUB_OFFLINE": "1",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+
+
+def load(data_dir: Path, memories: int, agents: int, seed: int) -> list[dict[str, str]]:
+    """Fill `data_dir` through the service layer (the write path, without HTTP); return agents."""
+    from memory_server.auth import Principal
+    from memory_server.config import Settings
+    from memory_server.runtime import build_runtime
+    from memory_server.schemas import AgentCreate, ApiKeyCreate, MemoryCreate
+
+    manifest = data_dir / "agents.json"
+    if manifest.exists():
+        return list(json.loads(manifest.read_text()))
+    shutil.rmtree(data_dir, ignore_errors=True)
+    runtime = build_runtime(Settings(data_dir=data_dir, admin_key=ADMIN_KEY))
+    rng = random.Random(seed)
+    created = []
+    started = time.perf_counter()
+    try:
+        per_agent = memories // agents
+        for index in range(agents):
+            agent = runtime.agents.create_agent(AgentCreate(name=f"bench-agent-{index}"))
+            _, secret = runtime.agents.create_key(agent.id, ApiKeyCreate())
+            principal = Principal(agent_id=agent.id, key_id=None)
+            for start in range(0, per_agent, 500):
+                kinds = [rng.choice(["note", "fact", "message"]) for _ in range(per_agent)]
+                batch = [
+                    MemoryCreate(
+                        kind=kinds[start + i],
+                        role="user" if kinds[start + i] == "message" else None,
+                        content=synthetic_memory(rng, start + i),
+                        user_id=f"user-{rng.randint(0, 9)}",
+                        importance=round(rng.random(), 2),
+                    )
+                    for i in range(min(500, per_agent - start))
+                ]
+                runtime.memories.create_many(principal, batch)
+            created.append({"id": agent.id, "key": secret})
+            if index % 10 == 9:
+                elapsed = time.perf_counter() - started
+                print(f"  loaded {index + 1}/{agents} agents ({elapsed:.0f} s)", flush=True)
+    finally:
+        runtime.close()
+    manifest.write_text(json.dumps(created))
+    return created
+
+
+def floor(data_dir: Path, agents: list[dict[str, str]], samples: int, seed: int) -> list[float]:
+    """Seconds for one query embedding + one namespace-filtered vector query, in-process."""
+    from memory_server.config import Settings
+    from memory_server.db import Database
+    from memory_server.embeddings import load_embedder
+    from memory_server.models import Agent
+    from memory_server.vectors import open_vector_store
+
+    settings = Settings(data_dir=data_dir, admin_key=ADMIN_KEY)
+    embedder = load_embedder(settings.embedding_model)
+    vectors = open_vector_store(settings)
+    db = Database(settings.resolved_database_url)
+    with db.read() as session:
+        namespaces = [session.get(Agent, a["id"]).default_namespace_id for a in agents]  # type: ignore[union-attr]
+    db.dispose()
+    rng = random.Random(seed + 1)
+    embedder.embed(["warm up"])
+    timings = []
+    for _ in range(samples):
+        query = synthetic_query(rng)
+        namespace = rng.choice(namespaces)
+        started = time.perf_counter()
+        vector = embedder.embed([query])[0]
+        vectors.query(vector, 60, {"namespace_id": {"$in": [namespace]}})
+        timings.append(time.perf_counter() - started)
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+    return timings
+
+
+@dataclass
+class Run:
+    concurrency: int
+    latencies: list[float]
+    wall: float
+    errors: int
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.latencies)
+
+        def pct(p: float) -> float:
+            return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+        return {
+            "concurrency": self.concurrency,
+            "requests": len(ordered),
+            "errors": self.errors,
+            "p50_ms": round(pct(0.50), 1),
+            "p95_ms": round(pct(0.95), 1),
+            "p99_ms": round(pct(0.99), 1),
+            "rps": round(len(ordered) / self.wall, 1),
+        }
+
+
+async def drive(
+    url: str, agents: list[dict[str, str]], concurrency: int, requests: int, seed: int, budget: int
+) -> Run:
+    rng = random.Random(seed * 1000 + concurrency)
+    jobs = [(rng.choice(agents)["key"], synthetic_query(rng)) for _ in range(requests)]
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while not queue.empty():
+            key, query = queue.get_nowait()
+            started = time.perf_counter()
+            response = await client.post(
+                "/v1/context",
+                json={"query": query, "budget_tokens": budget, "model": "gpt-4o-mini"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            latencies.append(time.perf_counter() - started)
+            errors += response.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        for _ in range(min(8, requests)):  # warm connections and caches of the code path
+            await client.post(
+                "/v1/context",
+                json={"query": "warm up", "budget_tokens": budget},
+                headers={"Authorization": f"Bearer {agents[0]['key']}"},
+            )
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return Run(concurrency, latencies, wall, errors)
+
+
+def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "memory_server.cli", "serve"],
+        env=_env(data_dir, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError("server exited during startup")
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("server did not become ready")
+
+
+def run(
+    memories: int,
+    agents_count: int,
+    requests: int,
+    data_dir: Path,
+    fresh: bool,
+    seed: int = 7,
+    budget: int = 512,
+) -> dict[str, Any]:
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    started = time.perf_counter()
+    agents = load(data_dir, memories, agents_count, seed)
+    load_seconds = time.perf_counter() - started
+    floor_times = floor(data_dir, agents, 200, seed)
+    port = 18000 + random.Random().randint(0, 999)
+    process = serve(data_dir, port)
+    try:
+        runs = [
+            asyncio.run(drive(f"http://127.0.0.1:{port}", agents, c, requests, seed, budget))
+            for c in (1, 8, 32)
+        ]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    floor_p50 = statistics.median(floor_times) * 1000
+    summaries = [r.summary() for r in runs]
+    return {
+        "memories": memories,
+        "agents": agents_count,
+        "budget_tokens": budget,
+        "load_seconds": round(load_seconds, 1),
+        "floor_p50_ms": round(floor_p50, 1),
+        "floor_p95_ms": round(sorted(floor_times)[int(0.95 * len(floor_times))] * 1000, 1),
+        "runs": summaries,
+        "p50_over_floor": round(summaries[0]["p50_ms"] / floor_p50, 2),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['memories']:,} memories across {result['agents']} agents; context calls with "
+        f"`budget_tokens={result['budget_tokens']}`, each query distinct (no cache hits).",
+        "",
+        "| clients | requests | errors | p50 ms | p95 ms | p99 ms | req/s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run_ in result["runs"]:
+        lines.append(
+            f"| {run_['concurrency']} | {run_['requests']} | {run_['errors']} | {run_['p50_ms']} "
+            f"| {run_['p95_ms']} | {run_['p99_ms']} | {run_['rps']} |"
+        )
+    lines += [
+        "",
+        f"Floor (query embedding + bare filtered vector query, in-process): "
+        f"p50 {result['floor_p50_ms']} ms, p95 {result['floor_p95_ms']} ms.",
+        f"Single-client p50 / floor p50 = **{result['p50_over_floor']}x**.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--memories", type=int, default=100_000)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--fresh", action="store_true", help="reload even if data exists")
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir or DEFAULT_DIR / f"{args.memories}-{args.agents}"
+    result = run(args.memories, args.agents, args.requests, data_dir, args.fresh)
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

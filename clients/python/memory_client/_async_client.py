@@ -1,0 +1,396 @@
+"""`AsyncMemoryClient`: the asyncio twin of `MemoryClient`, method for method."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from ._base import (
+    NOT_GIVEN,
+    MemoryLike,
+    NotGiven,
+    StrOrList,
+    _BaseClient,
+    _Call,
+)
+from ._errors import MemoryClientError
+from ._messages import MessageLike
+from ._models import (
+    AgentPublic,
+    AgentsPublic,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    ContextResponse,
+    Health,
+    MemoriesPublic,
+    MemoryBatchResult,
+    MemoryDeleted,
+    MemoryPublic,
+    MemoryWriteResult,
+    NamespacePublic,
+    NamespacesPublic,
+    SearchResponse,
+    WhoAmI,
+)
+from ._retry import DEFAULT_MAX_RETRIES
+
+T = TypeVar("T")
+
+
+class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
+    """Asynchronous client for memory-server; use `async with` or call `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            default_headers=default_headers,
+        )
+        self._http = (
+            http_client
+            if http_client is not None
+            else httpx.AsyncClient(timeout=self._http_timeout())
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections, unless the httpx client was passed in by the caller."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _request(self, call: _Call[T]) -> T:
+        request = self._build_request(call)
+        attempt = 0
+        while True:
+            try:
+                try:
+                    response = await self._http.send(request)
+                except httpx.RequestError as exc:
+                    raise self._connection_error(exc, request) from exc
+                return self._process(call, response)
+            except MemoryClientError as error:
+                delay = self._retry_delay(attempt, error)
+                if delay is None:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    # ---- health and identity -----------------------------------------------------------------
+
+    async def health(self) -> Health:
+        """Liveness: the server process is up (`GET /healthz`)."""
+        return await self._request(self._call_health())
+
+    async def ready(self) -> Health:
+        """Readiness: SQL and the vector store answer; `status` is "unavailable" when not."""
+        return await self._request(self._call_ready())
+
+    async def me(self) -> WhoAmI:
+        """The caller as the server sees it: agent, key, admin flag and namespace limits."""
+        return await self._request(self._call_me())
+
+    # ---- agents and keys (admin) -------------------------------------------------------------
+
+    async def create_agent(self, name: str, *, idempotency_key: str | None = None) -> AgentPublic:
+        """Create an agent with its private default namespace (admin key)."""
+        return await self._request(self._call_create_agent(name, idempotency_key))
+
+    async def list_agents(self) -> AgentsPublic:
+        """Every agent (admin key)."""
+        return await self._request(self._call_list_agents())
+
+    async def get_agent(self, agent_id: str) -> AgentPublic:
+        """One agent by id (admin key)."""
+        return await self._request(self._call_get_agent(agent_id))
+
+    async def create_key(
+        self,
+        agent_id: str,
+        *,
+        name: str | None = None,
+        read_only: bool | None = None,
+        namespace_ids: Sequence[str] | None = None,
+        expires_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiKeyCreated:
+        """Create an API key for an agent; the secret `key` is only in this response (admin)."""
+        return await self._request(
+            self._call_create_key(
+                agent_id,
+                name=name,
+                read_only=read_only,
+                namespace_ids=namespace_ids,
+                expires_at=expires_at,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def list_keys(self, agent_id: str) -> list[ApiKeyPublic]:
+        """An agent's API keys, without their secrets (admin key)."""
+        return await self._request(self._call_list_keys(agent_id))
+
+    async def revoke_key(self, key_id: str) -> ApiKeyPublic:
+        """Revoke an API key now: the admin may revoke any key, an agent its own."""
+        return await self._request(self._call_revoke_key(key_id))
+
+    # ---- namespaces --------------------------------------------------------------------------
+
+    async def create_namespace(
+        self, name: str, *, description: str | None = None, idempotency_key: str | None = None
+    ) -> NamespacePublic:
+        """Create a namespace owned by the calling agent."""
+        return await self._request(self._call_create_namespace(name, description, idempotency_key))
+
+    async def list_namespaces(self) -> NamespacesPublic:
+        """Every namespace the caller may read, with the caller's permission in each."""
+        return await self._request(self._call_list_namespaces())
+
+    async def get_namespace(self, namespace_id: str) -> NamespacePublic:
+        """One namespace the caller may read."""
+        return await self._request(self._call_get_namespace(namespace_id))
+
+    # ---- memories ----------------------------------------------------------------------------
+
+    async def create_memory(
+        self,
+        content: str,
+        *,
+        namespace_id: str | None = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        kind: str | None = None,
+        role: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        importance: float | None = None,
+        key: str | None = None,
+        created_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> MemoryWriteResult:
+        """Store one memory; `created` is False when an identical one already existed."""
+        return await self._request(
+            self._call_create_memory(
+                content,
+                namespace_id=namespace_id,
+                user_id=user_id,
+                thread_id=thread_id,
+                kind=kind,
+                role=role,
+                metadata=metadata,
+                tags=tags,
+                importance=importance,
+                key=key,
+                created_at=created_at,
+                expires_at=expires_at,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def create_memories(
+        self, memories: Sequence[MemoryLike], *, idempotency_key: str | None = None
+    ) -> MemoryBatchResult:
+        """Store many memories in one transaction: all of them or none."""
+        return await self._request(self._call_create_memories(memories, idempotency_key))
+
+    async def get_memory(self, memory_id: str) -> MemoryPublic:
+        """One memory by id."""
+        return await self._request(self._call_get_memory(memory_id))
+
+    async def list_memories(
+        self,
+        *,
+        namespace_ids: StrOrList = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        kinds: StrOrList = None,
+        tags: StrOrList = None,
+        statuses: StrOrList = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> MemoriesPublic:
+        """One page of memories, newest first; pass `next_cursor` as `cursor` for the next."""
+        return await self._request(
+            self._call_list_memories(
+                namespace_ids=namespace_ids,
+                user_id=user_id,
+                thread_id=thread_id,
+                kinds=kinds,
+                tags=tags,
+                statuses=statuses,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    async def iter_memories(
+        self,
+        *,
+        namespace_ids: StrOrList = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        kinds: StrOrList = None,
+        tags: StrOrList = None,
+        statuses: StrOrList = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[MemoryPublic]:
+        """Every matching memory, newest first, fetching pages as the iteration reaches them."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_memories(
+                namespace_ids=namespace_ids,
+                user_id=user_id,
+                thread_id=thread_id,
+                kinds=kinds,
+                tags=tags,
+                statuses=statuses,
+                created_after=created_after,
+                created_before=created_before,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for memory in page.data:
+                yield memory
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def update_memory(
+        self,
+        memory_id: str,
+        *,
+        version: int,
+        content: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        importance: float | None = None,
+        status: str | None = None,
+        expires_at: datetime | NotGiven | None = NOT_GIVEN,
+    ) -> MemoryPublic:
+        """Change a memory still at `version` (else PreconditionFailedError); None clears expiry."""
+        return await self._request(
+            self._call_update_memory(
+                memory_id,
+                version=version,
+                content=content,
+                metadata=metadata,
+                tags=tags,
+                importance=importance,
+                status=status,
+                expires_at=expires_at,
+            )
+        )
+
+    async def delete_memory(self, memory_id: str) -> MemoryDeleted:
+        """Delete a memory for good (the server keeps a record that it was deleted)."""
+        return await self._request(self._call_delete_memory(memory_id))
+
+    # ---- search, conversation, context -------------------------------------------------------
+
+    async def search(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        namespace_ids: StrOrList = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        kinds: StrOrList = None,
+        tags: StrOrList = None,
+        statuses: StrOrList = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        include_archived: bool | None = None,
+        min_similarity: float | None = None,
+    ) -> SearchResponse:
+        """The `k` memories most similar to `query` within the filters, best first."""
+        return await self._request(
+            self._call_search(
+                query,
+                k=k,
+                namespace_ids=namespace_ids,
+                user_id=user_id,
+                thread_id=thread_id,
+                kinds=kinds,
+                tags=tags,
+                statuses=statuses,
+                created_after=created_after,
+                created_before=created_before,
+                include_archived=include_archived,
+                min_similarity=min_similarity,
+            )
+        )
+
+    async def remember(
+        self,
+        messages: Sequence[MessageLike],
+        *,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+        namespace_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> MemoryBatchResult:
+        """Store chat messages (`{"role", "content"}`) as `kind="message"` memories in one batch."""
+        call = self._call_remember(
+            messages,
+            thread_id=thread_id,
+            user_id=user_id,
+            namespace_id=namespace_id,
+            idempotency_key=idempotency_key,
+        )
+        return await self._request(call) if call is not None else self._empty_batch()
+
+    async def context(
+        self,
+        query: str,
+        *,
+        budget_tokens: int,
+        model: str | None = None,
+        namespaces: Sequence[str] | None = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+    ) -> ContextResponse:
+        """The memories most relevant to `query`, packed into at most `budget_tokens` tokens."""
+        return await self._request(
+            self._call_context(
+                query,
+                budget_tokens=budget_tokens,
+                model=model,
+                namespaces=namespaces,
+                user_id=user_id,
+                thread_id=thread_id,
+            )
+        )

@@ -1,0 +1,321 @@
+"""Wire models. All of them accept unknown fields, so a newer server does not break this client.
+
+Names match the server's OpenAPI components. Request models mirror the server's fields but leave
+validation to the server; unset fields are not sent, so the server's defaults apply.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Role(StrEnum):
+    """Who said a message."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+class MemoryStatus(StrEnum):
+    """A memory's lifecycle state."""
+
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    SUPERSEDED = "superseded"
+
+
+# ---- agents and keys -------------------------------------------------------------------------
+
+
+class AgentCreate(_Model):
+    """Body of `POST /v1/agents`."""
+
+    name: str
+
+
+class AgentPublic(_Model):
+    """An agent; `default_namespace_id` is its private namespace."""
+
+    id: str
+    name: str
+    default_namespace_id: str | None = None
+    created_at: datetime
+
+
+class AgentsPublic(_Model):
+    """Every agent, with the count."""
+
+    data: list[AgentPublic]
+    count: int
+
+
+class ApiKeyCreate(_Model):
+    """Body of `POST /v1/agents/{agent_id}/keys`."""
+
+    name: str | None = None
+    read_only: bool | None = None
+    namespace_ids: list[str] | None = None
+    expires_at: datetime | None = None
+
+
+class ApiKeyPublic(_Model):
+    """An API key without its secret."""
+
+    id: str
+    agent_id: str
+    name: str | None = None
+    prefix: str
+    read_only: bool
+    namespace_ids: list[str] | None = None
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    """A new API key; `key` is the secret, returned only here."""
+
+    key: str
+
+
+class WhoAmI(_Model):
+    """The caller as the server sees it."""
+
+    agent_id: str | None = None
+    key_id: str | None = None
+    is_admin: bool
+    read_only: bool
+    namespace_ids: list[str] | None = None
+
+
+# ---- namespaces -----------------------------------------------------------------------------
+
+
+class NamespaceCreate(_Model):
+    """Body of `POST /v1/namespaces`."""
+
+    name: str
+    description: str | None = None
+
+
+class NamespacePublic(_Model):
+    """A namespace and the caller's `permission` in it (owner, write, read, admin)."""
+
+    id: str
+    name: str
+    owner_agent_id: str
+    description: str | None = None
+    is_default: bool
+    created_at: datetime
+    permission: str
+
+
+class NamespacesPublic(_Model):
+    """The namespaces the caller may read, with the count."""
+
+    data: list[NamespacePublic]
+    count: int
+
+
+# ---- memories -------------------------------------------------------------------------------
+
+
+class MemoryCreate(_Model):
+    """One memory to write; fields left as None take the server's defaults."""
+
+    content: str
+    namespace_id: str | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+    kind: str | None = None
+    role: str | None = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    importance: float | None = None
+    key: str | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class MemoryBatchCreate(_Model):
+    """Body of `POST /v1/memories/batch`."""
+
+    memories: list[MemoryCreate]
+
+
+class MemoryUpdate(_Model):
+    """Body of `PATCH /v1/memories/{id}`: only the fields that change."""
+
+    content: str | None = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    importance: float | None = None
+    expires_at: datetime | None = None
+    status: str | None = None
+
+
+class MemoryPublic(_Model):
+    """A stored memory; `version` is what `update_memory` needs."""
+
+    id: str
+    namespace_id: str
+    author_agent_id: str | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+    kind: str
+    role: str | None = None
+    content: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    importance: float
+    key: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    last_accessed_at: datetime | None = None
+    access_count: int
+    token_count: int
+    content_hash: str
+    version: int
+    status: str
+    expires_at: datetime | None = None
+    superseded_by: str | None = None
+
+
+class MemoriesPublic(_Model):
+    """A page of memories; `next_cursor` is None on the last page."""
+
+    data: list[MemoryPublic]
+    next_cursor: str | None = None
+
+
+class MemoryWriteResult(_Model):
+    """A write's outcome: `created` is False when an identical memory existed."""
+
+    memory: MemoryPublic
+    created: bool
+    superseded_id: str | None = None
+
+
+class MemoryBatchResult(_Model):
+    """A batch write's outcomes, in request order, with counts."""
+
+    results: list[MemoryWriteResult]
+    created: int
+    deduplicated: int
+
+
+class MemoryDeleted(_Model):
+    """What remains of a deleted memory: that it was deleted, when and by whom."""
+
+    id: str
+    namespace_id: str
+    deleted_at: datetime
+    deleted_by: str | None = None
+
+
+# ---- search ---------------------------------------------------------------------------------
+
+
+class SearchRequest(_Model):
+    """Body of `POST /v1/search`."""
+
+    query: str
+    k: int | None = None
+    namespace_ids: list[str] | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+    kinds: list[str] | None = None
+    tags: list[str] | None = None
+    statuses: list[str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    include_archived: bool | None = None
+    min_similarity: float | None = None
+
+
+class SearchHit(_Model):
+    """A search result and its similarity to the query."""
+
+    memory: MemoryPublic
+    similarity: float
+
+
+class SearchResponse(_Model):
+    """Search results, best first."""
+
+    query: str
+    results: list[SearchHit]
+
+
+# ---- conversation helpers and context -------------------------------------------------------
+
+
+class Message(_Model):
+    """A chat message for `remember()`: `content` is text or a list of parts (`{"text": ...}`).
+
+    `metadata`, `tags`, `importance`, `created_at` and `expires_at` are stored as such; any other
+    field (`name`, `tool_call_id`, ...) is kept in the memory's metadata.
+    """
+
+    role: str
+    content: str | list[Any] | None = None
+
+
+class ContextRequest(_Model):
+    """Body of `POST /v1/context`."""
+
+    query: str
+    budget_tokens: int
+    model: str | None = None
+    namespaces: list[str] | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+
+
+class ContextItem(_Model):
+    """One memory in (or dropped from) a context; its fields are whatever the server sends."""
+
+    def __getitem__(self, name: str) -> Any:
+        extra = self.model_extra or {}
+        if name in extra:
+            return extra[name]
+        if name in type(self).model_fields:
+            return getattr(self, name)
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The field `name`, or `default` when the server did not send it."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+class ContextResponse(_Model):
+    """A context string packed under the token budget, with what went in and what not."""
+
+    context: str
+    tokens_used: int
+    budget_tokens: int
+    items: list[ContextItem] = Field(default_factory=list)
+    dropped: list[ContextItem] = Field(default_factory=list)
+
+
+# ---- health ---------------------------------------------------------------------------------
+
+
+class Health(_Model):
+    """Liveness or readiness, with per-store checks."""
+
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

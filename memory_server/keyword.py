@@ -1,0 +1,67 @@
+"""Keyword relevance in SQL: BM25 from SQLite FTS5, `ts_rank_cd` from PostgreSQL full-text search.
+
+Both answer "which memories in scope share the query's words, best first" with a positive score
+(larger is better); `ranking.py` normalises scores within a candidate set, so the two scales never
+meet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from .models import Memory
+
+MAX_TERMS = 32
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOPWORDS_TEXT = """
+a about above after again against all am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have
+having he her here hers herself him himself his how i if in into is it its itself just me more most
+my myself no nor not now of off on once only or other our ours ourselves out over own same she
+should so some such than that the their theirs them themselves then there these they this those
+through to too under until up very was we were what when where which while who whom why will
+with would you your yours yourself yourselves tell know remember
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's distinct, lower-cased content words (stop words dropped), in order."""
+    words = (w.lower() for w in _WORD.findall(query))
+    return list(dict.fromkeys(w for w in words if w not in STOPWORDS))[:MAX_TERMS]
+
+
+def keyword_search(
+    session: Session, query: str, conditions: Sequence[ColumnElement[bool]], limit: int
+) -> list[tuple[str, float]]:
+    """(memory id, score) for memories that match any query term and `conditions`, best first."""
+    terms = query_terms(query)
+    if not terms:
+        return []
+    memory = Memory.__table__  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        english: sa.ColumnElement[str] = sa.literal_column("'english'")
+        vector = sa.func.to_tsvector(english, memory.c.content)
+        tsquery = sa.func.to_tsquery(english, " | ".join(terms))
+        score: sa.ColumnElement[float] = sa.func.ts_rank_cd(vector, tsquery)
+        statement = sa.select(memory.c.id, score.label("score")).where(vector.op("@@")(tsquery))
+    else:
+        fts = sa.table("memory_fts", sa.column("rowid"))
+        score = sa.func.bm25(sa.literal_column("memory_fts")) * -1
+        statement = (
+            sa.select(memory.c.id, score.label("score"))
+            .select_from(memory.join(fts, sa.literal_column("memory.rowid") == fts.c.rowid))
+            .where(
+                sa.literal_column("memory_fts").op("MATCH")(
+                    " OR ".join(f'"{term}"' for term in terms)
+                )
+            )
+        )
+    statement = statement.where(*conditions).order_by(sa.desc("score"), memory.c.id).limit(limit)
+    rows = session.connection().execute(statement).all()
+    return [(str(row[0]), float(row[1])) for row in rows]

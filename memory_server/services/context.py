@@ -1,0 +1,218 @@
+"""Context: what an agent needs to know for a query, packed into a hard token budget.
+
+Three tiers share one budget, in order: the recent messages of the current thread (verbatim, newest
+last), the user's current keyed facts and preferences, then long-term memories ranked by
+`ranking.rank`. Each tier may spend its share plus what earlier tiers left; `packing.pack` enforces
+the budget on the final string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from ..access import scope_namespace_ids
+from ..auth import Principal
+from ..config import Settings
+from ..db import Database
+from ..filters import memory_conditions
+from ..models import Memory, utcnow
+from ..packing import Line, Tier, normalise_shares, pack
+from ..ranking import Ranked, rank
+from ..schemas import (
+    ContextItem,
+    ContextRequest,
+    ContextResponse,
+    DroppedItem,
+    MemoryFilters,
+    MemoryStatus,
+    ScoreComponents,
+)
+from ..tokens import count_tokens
+from .retrieval import Retriever
+from .search import requested_statuses
+from .usage import AccessRecorder
+
+MAX_FACTS = 100
+MAX_DROPPED_REPORTED = 100
+TITLES = {
+    "thread": "## Recent conversation",
+    "facts": "## Known facts and preferences",
+    "memories": "## Relevant memories",
+}
+
+
+def render_line(memory: Memory) -> str:
+    """One memory as a prompt line, with its date and kind."""
+    if memory.kind == "message":
+        label = f"{memory.created_at:%Y-%m-%d %H:%M} · {memory.role or 'message'}"
+    else:
+        label = f"{memory.created_at:%Y-%m-%d} · {memory.kind}"
+        if memory.key:
+            label += f" · {memory.key}"
+    return f"[{label}] {memory.content}"
+
+
+@dataclass
+class _Scored:
+    memory: Memory
+    ranked: Ranked | None = None
+
+
+class ContextService:
+    def __init__(
+        self,
+        db: Database,
+        retriever: Retriever,
+        recorder: AccessRecorder,
+        settings: Settings,
+    ):
+        self._db = db
+        self._retriever = retriever
+        self._recorder = recorder
+        self._settings = settings
+
+    def build(self, principal: Principal, request: ContextRequest) -> ContextResponse:
+        """Pack the context for `request`; `tokens_used` never exceeds `budget_tokens`."""
+        model = request.model or self._settings.default_token_model
+        counts: dict[str, int] = {}
+
+        def count(text: str) -> int:
+            if text not in counts:
+                counts[text] = count_tokens(text, model)
+            return counts[text]
+
+        with self._db.read() as session:
+            namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
+            thread = self._recent_thread(session, namespace_ids, request)
+            facts = self._user_facts(session, namespace_ids, request)
+        taken = {m.id for m in thread} | {m.id for m in facts}
+        ranked, dropped = self._long_term(namespace_ids, request, taken)
+
+        by_id: dict[str, _Scored] = {m.id: _Scored(m) for m in [*thread, *facts]}
+        by_id.update({r.memory.id: _Scored(r.memory, r) for r in ranked})
+        shares = normalise_shares(
+            [request.tiers.thread, request.tiers.facts, request.tiers.memories]
+        )
+        tiers = [
+            Tier("thread", TITLES["thread"], shares[0], _lines(thread), contiguous=True),
+            Tier("facts", TITLES["facts"], shares[1], _lines(facts)),
+            Tier("memories", TITLES["memories"], shares[2], _lines([r.memory for r in ranked])),
+        ]
+        packed = pack(tiers, request.budget_tokens, count)
+
+        items = [
+            _item(by_id[line.key], tier, count(line.text))
+            for tier, lines in packed.included.items()
+            for line in lines
+        ]
+        dropped = [
+            DroppedItem(id=line.key, tier=tier, reason="over_budget", score=_score(by_id[line.key]))
+            for tier, line in packed.over_budget
+        ] + dropped
+        self._recorder.record(item.id for item in items)
+        return ContextResponse(
+            context=packed.context,
+            tokens_used=packed.tokens_used,
+            budget_tokens=request.budget_tokens,
+            model=model,
+            items=items,
+            dropped=dropped[:MAX_DROPPED_REPORTED],
+        )
+
+    def _recent_thread(
+        self, session: Session, namespace_ids: Sequence[str], request: ContextRequest
+    ) -> list[Memory]:
+        if request.thread_id is None or request.max_thread_messages == 0:
+            return []
+        scope = MemoryFilters(thread_id=request.thread_id, kinds=["message"])
+        query = (
+            select(Memory)
+            .where(*memory_conditions(namespace_ids, scope))
+            .order_by(col(Memory.created_at).desc(), col(Memory.id).desc())
+            .limit(request.max_thread_messages)
+        )
+        return list(session.exec(query).all())
+
+    def _user_facts(
+        self, session: Session, namespace_ids: Sequence[str], request: ContextRequest
+    ) -> list[Memory]:
+        if request.user_id is None:
+            return []
+        scope = MemoryFilters(user_id=request.user_id)
+        query = (
+            select(Memory)
+            .where(
+                *memory_conditions(namespace_ids, scope),
+                or_(col(Memory.key).is_not(None), col(Memory.kind) == "preference"),
+            )
+            .order_by(col(Memory.importance).desc(), col(Memory.updated_at).desc())
+            .limit(MAX_FACTS)
+        )
+        return list(session.exec(query).all())
+
+    def _long_term(
+        self, namespace_ids: Sequence[str], request: ContextRequest, taken: set[str]
+    ) -> tuple[list[Ranked], list[DroppedItem]]:
+        if not namespace_ids:
+            return [], []
+        statuses = [
+            *requested_statuses(request.statuses, request.include_archived),
+            MemoryStatus.SUPERSEDED,
+        ]
+        scope = request.model_copy(update={"thread_id": None})  # long-term spans every thread
+        retrieved = self._retriever.retrieve(
+            request.query, namespace_ids, scope, statuses, request.max_candidates
+        )
+        dropped: list[DroppedItem] = []
+        candidates = []
+        for candidate in retrieved.candidates:
+            if candidate.memory.id in taken:
+                continue
+            if candidate.memory.status == MemoryStatus.SUPERSEDED:
+                dropped.append(
+                    DroppedItem(id=candidate.memory.id, tier="memories", reason="superseded")
+                )
+                continue
+            candidates.append(candidate)
+        ranked, rejected = rank(candidates, request.ranking, utcnow())
+        dropped += [
+            DroppedItem(
+                id=r.memory.id,
+                tier="memories",
+                reason=r.reason,
+                score=round(r.score, 6) if r.score is not None else None,
+                duplicate_of=r.duplicate_of,
+            )
+            for r in rejected
+        ]
+        return ranked, dropped
+
+
+def _lines(memories: Sequence[Memory]) -> list[Line]:
+    return [Line(key=m.id, text=render_line(m)) for m in memories]
+
+
+def _score(scored: _Scored) -> float | None:
+    return round(scored.ranked.score, 6) if scored.ranked is not None else None
+
+
+def _item(scored: _Scored, tier: str, tokens: int) -> ContextItem:
+    memory = scored.memory
+    components = (
+        ScoreComponents(**scored.ranked.components.as_dict()) if scored.ranked is not None else None
+    )
+    return ContextItem(
+        id=memory.id,
+        namespace_id=memory.namespace_id,
+        kind=memory.kind,
+        tier=tier,
+        created_at=memory.created_at,
+        tokens=tokens,
+        score=_score(scored),
+        components=components,
+        provenance=f"/v1/memories/{memory.id}/provenance" if memory.kind == "summary" else None,
+    )

@@ -1,0 +1,277 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memory_server.tokens import count_tokens
+from tests.test_packing import MODELS
+
+
+def _write(client: httpx.Client, memories: list[dict]) -> list[dict]:
+    response = client.post("/v1/memories/batch", json={"memories": memories})
+    assert response.status_code == 201, response.text
+    return [r["memory"] for r in response.json()["results"]]
+
+
+def _conversation(start: datetime) -> list[dict]:
+    turns = [
+        ("user", "Hi, I need help planning the team offsite."),
+        ("assistant", "Happy to help. Where would you like to hold it?"),
+        ("user", "Somewhere near Lisbon, in early June."),
+        ("assistant", "Noted: Lisbon area, early June."),
+    ]
+    return [
+        {
+            "kind": "message",
+            "role": role,
+            "content": text,
+            "thread_id": "t-now",
+            "user_id": "dana",
+            "created_at": (start + timedelta(minutes=i)).isoformat(),
+        }
+        for i, (role, text) in enumerate(turns)
+    ]
+
+
+def test_context_layers_thread_facts_and_ranked_memories(make_agent) -> None:
+    agent = make_agent()
+    now = datetime.now(UTC)
+    _write(agent.client, _conversation(now - timedelta(minutes=10)))
+    old_pref, current_pref, budget_fact, _ = _write(
+        agent.client,
+        [
+            {
+                "kind": "preference",
+                "key": "diet",
+                "user_id": "dana",
+                "content": "Dana eats meat",
+                "created_at": (now - timedelta(days=60)).isoformat(),
+            },
+            {
+                "kind": "preference",
+                "key": "diet",
+                "user_id": "dana",
+                "content": "Dana is vegetarian",
+            },
+            {
+                "kind": "fact",
+                "user_id": "dana",
+                "content": "The offsite budget is 12,000 EUR",
+                "importance": 0.9,
+            },
+            {"kind": "fact", "user_id": "dana", "content": "Dana's cat is called Miso"},
+        ],
+    )
+    response = agent.client.post(
+        "/v1/context",
+        json={
+            "query": "What should we book for the offsite dinner and how much can we spend?",
+            "budget_tokens": 400,
+            "model": "gpt-4o-mini",
+            "user_id": "dana",
+            "thread_id": "t-now",
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    context = body["context"]
+    assert body["tokens_used"] == count_tokens(context, "gpt-4o-mini") <= 400
+    assert body["budget_tokens"] == 400 and body["model"] == "gpt-4o-mini"
+
+    # tiers in order; the thread verbatim, oldest first and newest last
+    assert context.index("## Recent conversation") < context.index("## Known facts")
+    assert context.index("## Known facts") < context.index("## Relevant memories")
+    thread_part = context.split("## Known facts")[0]
+    assert thread_part.index("Hi, I need help") < thread_part.index("Noted: Lisbon area")
+    assert "· user] Somewhere near Lisbon, in early June." in thread_part
+
+    # the current keyed value is served, the superseded one never is
+    assert "Dana is vegetarian" in context and "Dana eats meat" not in context
+    tiers = {item["id"]: item["tier"] for item in body["items"]}
+    assert tiers[current_pref["id"]] == "facts"
+    assert old_pref["id"] not in tiers
+    assert tiers[budget_fact["id"]] == "memories"
+    ranked = next(item for item in body["items"] if item["id"] == budget_fact["id"])
+    assert set(ranked["components"]) == {"dense", "keyword", "recency", "importance", "frequency"}
+    assert ranked["components"]["keyword"] > 0 and ranked["score"] > 0
+    assert ranked["tokens"] == count_tokens(
+        next(line for line in context.splitlines() if "12,000 EUR" in line), "gpt-4o-mini"
+    )
+    dropped = {d["id"]: d["reason"] for d in body["dropped"]}
+    assert dropped.get(old_pref["id"]) == "superseded"
+
+
+FEATURES = [
+    "CSV export of invoices",
+    "multi-currency totals",
+    "a dunning email sequence",
+    "tax reports for the EU",
+    "proration on plan changes",
+    "a customer self-service portal",
+    "webhooks for failed payments",
+    "usage-based metering",
+    "credit notes",
+    "PDF receipts with logos",
+]
+
+
+def test_context_reports_what_did_not_fit(make_agent) -> None:
+    agent = make_agent()
+    notes = [
+        {"kind": "note", "content": f"Release {i} of billing shipped {feature}."}
+        for i, feature in enumerate(FEATURES)
+    ]
+    _write(agent.client, notes)
+    body = agent.client.post(
+        "/v1/context", json={"query": "what shipped in billing releases", "budget_tokens": 60}
+    ).json()
+    assert 0 < body["tokens_used"] <= 60
+    assert 0 < len(body["items"]) < len(FEATURES)
+    reasons = {d["reason"] for d in body["dropped"]}
+    assert "over_budget" in reasons
+    kept = {item["id"] for item in body["items"]}
+    assert not kept & {d["id"] for d in body["dropped"]}
+
+
+def test_near_duplicates_do_not_spend_the_budget(make_agent) -> None:
+    agent = make_agent()
+    phrasings = _write(
+        agent.client,
+        [
+            {"kind": "fact", "content": "The staging database password rotates every Monday."},
+            {"kind": "fact", "content": "The staging database password is rotated every Monday."},
+            {"kind": "fact", "content": "Every Monday the staging database password rotates."},
+            {"kind": "fact", "content": "Deploys to production need two approvals."},
+        ],
+    )
+    body = agent.client.post(
+        "/v1/context", json={"query": "staging database password rotation", "budget_tokens": 500}
+    ).json()
+    kept = [item["id"] for item in body["items"]]
+    duplicates = [d for d in body["dropped"] if d["reason"] == "duplicate"]
+    assert len([i for i in kept if i in {p["id"] for p in phrasings[:3]}]) == 1
+    assert len(duplicates) == 2 and all(d["duplicate_of"] in kept for d in duplicates)
+
+
+def test_irrelevant_memories_are_below_threshold(make_agent) -> None:
+    agent = make_agent()
+    _write(
+        agent.client,
+        [
+            {"kind": "fact", "content": "The office plants are watered on Fridays."},
+            {"kind": "fact", "content": "Kubernetes cluster upgrades happen quarterly."},
+        ],
+    )
+    body = agent.client.post(
+        "/v1/context",
+        json={
+            "query": "kubernetes upgrade schedule",
+            "budget_tokens": 300,
+            "ranking": {"min_relevance": 0.3},
+        },
+    ).json()
+    assert [i["kind"] for i in body["items"]] == ["fact"]
+    assert "Kubernetes" in body["context"] and "plants" not in body["context"]
+    assert [d["reason"] for d in body["dropped"]] == ["below_threshold"]
+
+
+def test_keyword_relevance_finds_exact_identifiers(make_agent) -> None:
+    agent = make_agent()
+    target = _write(
+        agent.client,
+        [
+            {"kind": "note", "content": "Ticket ZX-4471 was escalated to the network team."},
+        ]
+        + [
+            {"kind": "note", "content": f"Ticket AB-{1000 + i} was closed as a duplicate."}
+            for i in range(15)
+        ],
+    )[0]
+    body = agent.client.post("/v1/search", json={"query": "ZX-4471", "k": 3}).json()
+    top = body["results"][0]
+    assert top["memory"]["id"] == target["id"]
+    assert top["components"]["keyword"] == 1.0
+
+
+def test_context_and_search_record_access_off_the_hot_path(make_agent) -> None:
+    agent = make_agent()
+    memory = _write(agent.client, [{"kind": "fact", "content": "The VPN endpoint is vpn.acme.io"}])[
+        0
+    ]
+    agent.client.post("/v1/context", json={"query": "vpn endpoint", "budget_tokens": 100})
+    agent.client.post("/v1/search", json={"query": "vpn endpoint"})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        current = agent.client.get(f"/v1/memories/{memory['id']}").json()
+        if current["access_count"] == 2:
+            break
+        time.sleep(0.2)
+    assert current["access_count"] == 2 and current["last_accessed_at"] is not None
+    assert current["version"] == 1  # bookkeeping is not an edit
+
+
+def test_context_validation(make_agent) -> None:
+    agent = make_agent()
+    for body in (
+        {"query": "x", "budget_tokens": 0},
+        {"query": "", "budget_tokens": 10},
+        {"query": "x"},
+        {"query": "x", "budget_tokens": 10, "tiers": {"thread": -1}},
+        {"query": "x", "budget_tokens": 10, "ranking": {"weights": {"dense": -1}}},
+    ):
+        response = agent.client.post("/v1/context", json=body)
+        assert response.status_code == 422 and response.json()["code"] == "validation_error"
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    contents=st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=200
+        ).filter(str.strip),
+        min_size=1,
+        max_size=8,
+    ),
+    budget=st.integers(min_value=1, max_value=400),
+    model=st.sampled_from(MODELS),
+    query=st.text(min_size=1, max_size=40).filter(str.strip),
+)
+def test_context_endpoint_never_exceeds_the_budget(
+    make_agent, contents: list[str], budget: int, model: str, query: str
+) -> None:
+    agent = make_agent()
+    _write(
+        agent.client,
+        [
+            {
+                "kind": "message" if i % 2 else "note",
+                "role": "user" if i % 2 else None,
+                "content": c,
+                "thread_id": "t",
+                "user_id": "u",
+            }
+            for i, c in enumerate(contents)
+        ],
+    )
+    response = agent.client.post(
+        "/v1/context",
+        json={
+            "query": query,
+            "budget_tokens": budget,
+            "model": model,
+            "thread_id": "t",
+            "user_id": "u",
+            "ranking": {"min_relevance": 0},
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["tokens_used"] == count_tokens(body["context"], model) <= budget

@@ -1,0 +1,340 @@
+"""Contract tests: each endpoint through both clients against the real server (SQLite, PostgreSQL).
+
+Every test runs with the sync and the async client (`client_kind`), through the same `Driver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from memory_client import (
+    AgentPublic,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    APIStatusError,
+    AuthenticationError,
+    ConflictError,
+    MemoryBatchResult,
+    MemoryClientError,
+    MemoryCreate,
+    MemoryPublic,
+    Message,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
+    Role,
+    UnprocessableEntityError,
+)
+
+from tests.conftest import ADMIN_KEY
+
+Sdk = Callable[..., Any]  # conftest's `sdk` fixture: returns a Driver
+
+
+def test_agents_keys_and_me(
+    server: Any, sdk: Sdk, monkeypatch: pytest.MonkeyPatch, client_kind: str
+) -> None:
+    admin = sdk(server.url, ADMIN_KEY)
+    agent = admin.create_agent(f"contract-{client_kind}")
+    assert isinstance(agent, AgentPublic)
+    assert agent.default_namespace_id
+    assert admin.get_agent(agent.id) == agent
+    listed = admin.list_agents()
+    assert agent.id in {a.id for a in listed.data}
+    assert listed.count == len(listed.data)
+
+    again = admin.create_agent(f"retry-{client_kind}", idempotency_key="agent-once")
+    replay = admin.create_agent(f"retry-{client_kind}", idempotency_key="agent-once")
+    assert replay.id == again.id
+    assert admin.list_agents().count == listed.count + 1
+
+    key = admin.create_key(agent.id, name="ci", namespace_ids=[agent.default_namespace_id])
+    assert isinstance(key, ApiKeyCreated)
+    assert key.key.startswith(key.prefix)
+    assert key.namespace_ids == [agent.default_namespace_id]
+    keys = admin.list_keys(agent.id)
+    assert [k.id for k in keys] == [key.id]
+    assert all(type(k) is ApiKeyPublic and "key" not in (k.model_extra or {}) for k in keys)
+    assert admin.me().is_admin
+
+    monkeypatch.setenv("MEMORY_URL", server.url)
+    monkeypatch.setenv("MEMORY_API_KEY", key.key)
+    from_env = sdk(None)
+    assert from_env.base_url == server.url
+    me = from_env.me()
+    assert (me.agent_id, me.key_id, me.is_admin) == (agent.id, key.id, False)
+    assert me.namespace_ids == [agent.default_namespace_id]
+
+    revoked = from_env.revoke_key(key.id)
+    assert revoked.revoked_at is not None
+    with pytest.raises(AuthenticationError) as caught:
+        from_env.me()
+    assert caught.value.status_code == 401
+    assert caught.value.code == "api_key_revoked"
+
+
+def test_namespaces(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    agent = make_agent()
+    client = sdk(server.url, agent.key)
+    created = client.create_namespace("projects", description="Work in progress")
+    assert (created.name, created.owner_agent_id) == ("projects", agent.id)
+    assert (created.permission, created.is_default) == ("owner", False)
+    assert client.get_namespace(created.id) == created
+    listed = client.list_namespaces()
+    assert {ns.id for ns in listed.data} == {agent.namespace_id, created.id}
+    assert listed.count == 2
+    with pytest.raises(NotFoundError) as caught:
+        client.get_namespace("ns_does_not_exist")
+    assert caught.value.status_code == 404
+
+
+def test_memory_lifecycle(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    agent = make_agent()
+    client = sdk(server.url, agent.key)
+    written = client.create_memory(
+        "The user prefers tea to coffee.",
+        kind="preference",
+        user_id="u-1",
+        tags=["drinks", "likes"],
+        metadata={"source": "chat", "nested": {"n": None}},
+        importance=0.9,
+    )
+    assert written.created
+    memory = written.memory
+    assert isinstance(memory, MemoryPublic)
+    assert (memory.namespace_id, memory.author_agent_id) == (agent.namespace_id, agent.id)
+    assert (memory.kind, memory.user_id, memory.version, memory.status) == (
+        "preference",
+        "u-1",
+        1,
+        "active",
+    )
+    assert memory.metadata == {"source": "chat", "nested": {"n": None}}
+    assert memory.tags == ["drinks", "likes"]
+
+    duplicate = client.create_memory(
+        "the user  PREFERS tea to coffee.", kind="preference", user_id="u-1"
+    )
+    assert (duplicate.created, duplicate.memory.id) == (False, memory.id)
+
+    first_tone = client.create_memory("Formal tone.", kind="preference", key="user.tone")
+    second_tone = client.create_memory("Casual tone.", kind="preference", key="user.tone")
+    assert second_tone.superseded_id == first_tone.memory.id
+    assert client.get_memory(first_tone.memory.id).status == "superseded"
+
+    fetched = client.get_memory(memory.id)
+    assert fetched.id == memory.id and fetched.content == memory.content
+
+    updated = client.update_memory(
+        memory.id, version=1, content="The user prefers green tea.", tags=["drinks"]
+    )
+    assert (updated.version, updated.content, updated.tags) == (
+        2,
+        "The user prefers green tea.",
+        ["drinks"],
+    )
+    with pytest.raises(PreconditionFailedError) as caught:
+        client.update_memory(memory.id, version=1, importance=0.1)
+    error = caught.value
+    assert (error.status_code, error.code) == (412, "version_mismatch")
+    assert error.detail and "version 2" in error.detail
+    assert error.request_id and error.request_id.startswith("req_")
+
+    later = datetime.now(UTC) + timedelta(days=30)
+    expiring = client.update_memory(memory.id, version=2, expires_at=later)
+    assert expiring.expires_at == later
+    untouched = client.update_memory(memory.id, version=3, importance=0.2)
+    assert untouched.expires_at == later  # expires_at not given: left as it was
+    cleared = client.update_memory(memory.id, version=4, expires_at=None)
+    assert cleared.expires_at is None
+    archived = client.update_memory(memory.id, version=5, status="archived")
+    assert (archived.status, archived.version) == ("archived", 6)
+
+    deleted = client.delete_memory(memory.id)
+    assert (deleted.id, deleted.namespace_id, deleted.deleted_by) == (
+        memory.id,
+        agent.namespace_id,
+        agent.id,
+    )
+    with pytest.raises(NotFoundError):
+        client.get_memory(memory.id)
+
+
+def test_batch_list_and_iterate(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    agent = make_agent()
+    requests: list[httpx.Request] = []
+    client = sdk(server.url, agent.key, on_request=requests.append)
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    items: list[Any] = [
+        MemoryCreate(
+            content=f"Fact number {i}",
+            kind="fact",
+            tags=["even"] if i % 2 == 0 else ["odd"],
+            thread_id="t-1" if i < 3 else None,
+            created_at=start + timedelta(minutes=i),
+        )
+        for i in range(5)
+    ]
+    items += [
+        {
+            "content": "A note in the thread",
+            "thread_id": "t-1",
+            "created_at": (start - timedelta(seconds=30)).isoformat(),
+        },
+        {"content": "A stray note", "created_at": (start - timedelta(days=1)).isoformat()},
+    ]
+    batch = client.create_memories(items)
+    assert isinstance(batch, MemoryBatchResult)
+    assert (batch.created, batch.deduplicated, len(batch.results)) == (7, 0, 7)
+
+    page = client.list_memories(limit=3)
+    assert [m.content for m in page.data] == ["Fact number 4", "Fact number 3", "Fact number 2"]
+    assert page.next_cursor
+    second = client.list_memories(limit=3, cursor=page.next_cursor)
+    assert second.data[0].content == "Fact number 1"
+
+    requests.clear()
+    everything = client.iter_memories(page_size=3)
+    assert len(requests) == 3  # pages of 3, 3 and 1
+    assert [m.content for m in everything] == [f"Fact number {i}" for i in (4, 3, 2, 1)] + [
+        "Fact number 0",
+        "A note in the thread",
+        "A stray note",
+    ]
+    assert all(isinstance(m, MemoryPublic) for m in everything)
+
+    in_thread = client.iter_memories(thread_id="t-1", page_size=2)
+    assert {m.content for m in in_thread} == {
+        "Fact number 0",
+        "Fact number 1",
+        "Fact number 2",
+        "A note in the thread",
+    }
+    assert {m.content for m in client.iter_memories(kinds="note")} == {
+        "A note in the thread",
+        "A stray note",
+    }
+    odd = client.iter_memories(tags="odd", kinds=["fact"], namespace_ids=agent.namespace_id)
+    assert [m.content for m in odd] == ["Fact number 3", "Fact number 1"]
+    window = client.iter_memories(
+        created_after=start + timedelta(seconds=30), created_before=start + timedelta(minutes=3)
+    )
+    assert [m.content for m in window] == ["Fact number 2", "Fact number 1"]
+    assert client.iter_memories(statuses="archived") == []
+
+
+def test_remember_and_search(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    agent = make_agent()
+    client = sdk(server.url, agent.key)
+    conversation: list[Any] = [
+        {"role": "system", "content": "You are a helpful travel agent."},
+        {"role": "user", "content": [{"type": "text", "text": "I want to visit Lisbon in May."}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1"}]},
+        Message(role=Role.TOOL, content="Flights found: 3.", name="flights", tool_call_id="call_1"),
+        {"role": "assistant", "content": "Lisbon in May is lovely; I found three flights."},
+    ]
+    stored = client.remember(conversation, thread_id="trip-1", user_id="u-7")
+    assert (stored.created, stored.deduplicated) == (4, 0)  # the empty assistant turn is skipped
+    messages = client.iter_memories(thread_id="trip-1", kinds="message")
+    assert {(m.role, m.user_id, m.thread_id) for m in messages} == {
+        ("system", "u-7", "trip-1"),
+        ("user", "u-7", "trip-1"),
+        ("tool", "u-7", "trip-1"),
+        ("assistant", "u-7", "trip-1"),
+    }
+    tool = next(m for m in messages if m.role == "tool")
+    assert tool.metadata == {"name": "flights", "tool_call_id": "call_1"}
+    assert client.remember([{"role": "assistant", "content": "  "}]).created == 0
+
+    client.create_memory("The user is vegetarian.", kind="fact", user_id="u-7")
+    client.create_memory("The user's favourite colour is green.", kind="fact", user_id="u-7")
+    found = client.search("what food does the user eat?", k=2, user_id="u-7", kinds="fact")
+    assert found.query == "what food does the user eat?"
+    assert found.results[0].memory.content == "The user is vegetarian."
+    assert found.results[0].similarity >= found.results[-1].similarity
+    trip = client.search("travel to Portugal", thread_id="trip-1", k=10)
+    assert trip.results and all(hit.memory.thread_id == "trip-1" for hit in trip.results)
+    assert client.search("anything", statuses=["archived"]).results == []
+
+
+def test_errors_map_to_exceptions(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    agent = make_agent()
+    requests: list[httpx.Request] = []
+    client = sdk(server.url, agent.key, on_request=requests.append)
+
+    def expect(
+        kind: type[APIStatusError], status: int, code: str, call: Callable[[], Any]
+    ) -> APIStatusError:
+        before = len(requests)
+        with pytest.raises(kind) as caught:
+            call()
+        error = caught.value
+        assert isinstance(error, MemoryClientError)
+        assert (error.status_code, error.code) == (status, code)
+        assert error.detail and error.detail in str(error)
+        assert error.request_id and error.request_id.startswith("req_")
+        assert error.request_id in str(error)
+        assert isinstance(error.body, dict) and error.body["code"] == code
+        assert len(requests) == before + 1, "a 4xx is not retried"
+        return error
+
+    bad_key = sdk(server.url, "mk_not-a-real-key")
+    with pytest.raises(AuthenticationError) as unauthenticated:
+        bad_key.me()
+    assert (unauthenticated.value.status_code, unauthenticated.value.code) == (
+        401,
+        "invalid_api_key",
+    )
+    expect(PermissionDeniedError, 403, "admin_required", client.list_agents)
+    expect(NotFoundError, 404, "memory_not_found", lambda: client.get_memory("mem_missing"))
+
+    old = client.create_memory("Likes jazz.", kind="preference", key="music").memory
+    client.create_memory("Likes blues.", kind="preference", key="music")
+    expect(
+        ConflictError,
+        409,
+        "memory_superseded",
+        lambda: client.update_memory(old.id, version=2, status="archived"),
+    )
+    expect(
+        PayloadTooLargeError,
+        413,
+        "content_too_large",
+        lambda: client.create_memory("x" * (server.settings.max_content_chars + 1)),
+    )
+    invalid = expect(
+        UnprocessableEntityError,
+        422,
+        "validation_error",
+        lambda: client.create_memory("A summary", kind="summary"),
+    )
+    assert "reserved" in (invalid.detail or "")
+    client.create_memory("First body", kind="note", idempotency_key="same-key")
+    expect(
+        UnprocessableEntityError,
+        422,
+        "idempotency_key_reused",
+        lambda: client.create_memory("Second body", kind="note", idempotency_key="same-key"),
+    )
+
+    def drop_if_match(request: httpx.Request) -> None:
+        request.headers.pop("If-Match", None)
+
+    no_precondition = sdk(server.url, agent.key, on_request=drop_if_match)
+    with pytest.raises(PreconditionRequiredError) as caught:
+        no_precondition.update_memory(old.id, version=2, importance=0.3)
+    assert (caught.value.status_code, caught.value.code) == (428, "precondition_required")
+
+
+def test_health_and_readiness(server: Any, sdk: Sdk) -> None:
+    client = sdk(server.url)
+    assert client.health().status == "ok"
+    ready = client.ready()
+    assert ready.status == "ok"
+    assert ready.checks == {"sql": "ok", "vector_store": "ok"}

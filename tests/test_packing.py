@@ -1,0 +1,98 @@
+"""The budget is a hard limit: property tests over random items, budgets and models."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memory_server.packing import Line, Tier, normalise_shares, pack
+from memory_server.tokens import count_tokens
+
+MODELS = [
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-3.5-turbo",
+    "claude-3-5-sonnet-20241022",
+    "anthropic/claude-3-haiku-20240307",
+    "ollama/llama3.1",
+    "mistral/mistral-large-latest",
+    "some-unknown-model",
+]
+
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
+line_lists = st.lists(texts, max_size=25)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    thread=line_lists,
+    facts=line_lists,
+    memories=line_lists,
+    shares=st.tuples(*[st.floats(min_value=0, max_value=5)] * 3),
+    budget=st.integers(min_value=1, max_value=1500),
+    model=st.sampled_from(MODELS),
+)
+def test_packed_context_never_exceeds_the_budget(
+    thread: list[str],
+    facts: list[str],
+    memories: list[str],
+    shares: tuple[float, float, float],
+    budget: int,
+    model: str,
+) -> None:
+    normalised = normalise_shares(list(shares))
+    tiers = [
+        Tier(
+            "thread",
+            "## Recent conversation",
+            normalised[0],
+            [Line(f"t{i}", t) for i, t in enumerate(thread)],
+            contiguous=True,
+        ),
+        Tier(
+            "facts",
+            "## Known facts",
+            normalised[1],
+            [Line(f"f{i}", t) for i, t in enumerate(facts)],
+        ),
+        Tier(
+            "memories",
+            "## Relevant memories",
+            normalised[2],
+            [Line(f"m{i}", t) for i, t in enumerate(memories)],
+        ),
+    ]
+
+    def count(text: str) -> int:
+        return count_tokens(text, model)
+
+    packed = pack(tiers, budget, count)
+
+    assert packed.tokens_used == count(packed.context) <= budget
+    included = [line for lines in packed.included.values() for line in lines]
+    dropped = [line for _, line in packed.over_budget]
+    assert len(included) + len(dropped) == len(thread) + len(facts) + len(memories)
+    for line in included:
+        assert line.text in packed.context
+    # the conversation tier never skips a turn: what it keeps is the newest, contiguous run
+    kept_thread = packed.included["thread"]
+    assert kept_thread == tiers[0].lines[: len(kept_thread)]
+
+
+def test_unused_share_flows_to_the_next_tier() -> None:
+    lines = [Line(f"m{i}", f"memory number {i} about the quarterly plan") for i in range(40)]
+    tiers = [
+        Tier("thread", "## Recent conversation", 0.5, [], contiguous=True),
+        Tier("facts", "## Known facts", 0.25, []),
+        Tier("memories", "## Relevant memories", 0.25, lines),
+    ]
+    packed = pack(tiers, 200, lambda text: count_tokens(text, "gpt-4o-mini"))
+    assert packed.tokens_used > 150  # far more than the memories tier's own 25%
+    assert packed.tokens_used <= 200
+
+
+def test_empty_context_when_nothing_fits() -> None:
+    tiers = [Tier("memories", "## Relevant memories", 1.0, [Line("m", "a long memory " * 20)])]
+    packed = pack(tiers, 3, lambda text: count_tokens(text, "gpt-4o-mini"))
+    assert packed.context == "" and packed.tokens_used == 0
+    assert [line.key for _, line in packed.over_budget] == ["m"]

@@ -92,6 +92,11 @@ class ApiKeyPublic(BaseModel):
     revoked_at: datetime | None
 
 
+class ApiKeysPublic(BaseModel):
+    data: list[ApiKeyPublic]
+    count: int
+
+
 class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="The secret. Shown once, here; only its hash is stored.")
 
@@ -374,6 +379,19 @@ class ContextResponse(BaseModel):
     model: str
     items: list[ContextItem]
     dropped: list[DroppedItem]
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a machine-readable code and a human sentence."""
+
+    code: str = Field(description="e.g. memory_not_found, version_mismatch, rate_limited")
+    detail: str
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field problems, on validation errors (422) only."
+    )
 
 
 # ---- health ---------------------------------------------------------------------------------

@@ -13,11 +13,19 @@ from ..schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
+    ApiKeysPublic,
     WhoAmI,
 )
-from .deps import AdminDep, IdempotencyKey, PrincipalDep, RuntimeDep, respond_once
+from .deps import (
+    AdminDep,
+    IdempotencyKey,
+    PrincipalDep,
+    RuntimeDep,
+    error_responses,
+    respond_once,
+)
 
-router = APIRouter(prefix="/v1", tags=["agents"])
+router = APIRouter(prefix="/v1", tags=["agents"], responses=error_responses(404, 409))
 
 
 def _agent(agent: Agent) -> AgentPublic:
@@ -78,10 +86,11 @@ def create_key(
     return respond_once(runtime, admin, request, idempotency_key, body, work)
 
 
-@router.get("/agents/{agent_id}/keys", response_model=list[ApiKeyPublic])
-def list_keys(agent_id: str, runtime: RuntimeDep, _: AdminDep) -> list[ApiKeyPublic]:
+@router.get("/agents/{agent_id}/keys", response_model=ApiKeysPublic)
+def list_keys(agent_id: str, runtime: RuntimeDep, _: AdminDep) -> ApiKeysPublic:
     """An agent's keys, without their secrets (admin)."""
-    return [_key(k) for k in runtime.agents.list_keys(agent_id)]
+    keys = [_key(k) for k in runtime.agents.list_keys(agent_id)]
+    return ApiKeysPublic(data=keys, count=len(keys))
 
 
 @router.delete("/keys/{key_id}", response_model=ApiKeyPublic)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ..schemas import ContextRequest, ContextResponse
-from .deps import AuditDep, PrincipalDep, RuntimeDep
+from .deps import AuditDep, PrincipalDep, RuntimeDep, error_responses
 
-router = APIRouter(prefix="/v1", tags=["context"])
+router = APIRouter(prefix="/v1", tags=["context"], responses=error_responses(503))
 
 
 @router.post("/context", response_model=ContextResponse)

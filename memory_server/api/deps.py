@@ -9,11 +9,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from ..auth import Principal, authenticate, bearer_token
 from ..errors import PermissionDenied
 from ..runtime import Runtime
+from ..schemas import ErrorBody
 from ..services.audit import AuditTrail
 from ..services.idempotency import request_fingerprint
 
@@ -26,8 +28,19 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+# Documents the scheme in OpenAPI; the header itself is parsed by `bearer_token`, so that a
+# missing or malformed header gets this API's own 401 body.
+_bearer_scheme = HTTPBearer(auto_error=False, description="An agent's API key or the admin key.")
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a router can answer, all in the `ErrorBody` shape."""
+    return {status: {"model": ErrorBody} for status in (401, 403, 422, 429, *statuses)}
+
+
 def get_principal(
     runtime: RuntimeDep,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     """The caller, authenticated; each API key spends one request of its rate limit here."""

@@ -24,9 +24,13 @@ from ..schemas import (
     MemoryWriteResult,
 )
 from ..services.memories import WriteOutcome
-from .deps import AuditDep, IdempotencyKey, PrincipalDep, RuntimeDep, respond_once
+from .deps import AuditDep, IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
 
-router = APIRouter(prefix="/v1/memories", tags=["memories"])
+router = APIRouter(
+    prefix="/v1/memories",
+    tags=["memories"],
+    responses=error_responses(404, 409, 412, 413, 428, 503),
+)
 
 
 def memory_public(memory: Memory) -> MemoryPublic:

@@ -7,9 +7,11 @@ from fastapi.responses import JSONResponse
 
 from ..models import Namespace
 from ..schemas import NamespaceCreate, NamespacePublic, NamespacesPublic
-from .deps import IdempotencyKey, PrincipalDep, RuntimeDep, respond_once
+from .deps import IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
 
-router = APIRouter(prefix="/v1/namespaces", tags=["namespaces"])
+router = APIRouter(
+    prefix="/v1/namespaces", tags=["namespaces"], responses=error_responses(404, 409)
+)
 
 
 def _public(namespace: Namespace, permission: str) -> NamespacePublic:

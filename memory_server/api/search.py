@@ -6,10 +6,10 @@ from fastapi import APIRouter
 
 from ..ranking import Ranked
 from ..schemas import ScoreComponents, SearchHit, SearchRequest, SearchResponse
-from .deps import AuditDep, PrincipalDep, RuntimeDep
+from .deps import AuditDep, PrincipalDep, RuntimeDep, error_responses
 from .memories import memory_public
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], responses=error_responses(404, 503))
 
 
 def _hit(ranked: Ranked) -> SearchHit:

@@ -15,9 +15,9 @@ from ..schemas import (
     GrantPublic,
     GrantsPublic,
 )
-from .deps import IdempotencyKey, PrincipalDep, RuntimeDep, respond_once
+from .deps import IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
 
-router = APIRouter(prefix="/v1/namespaces", tags=["sharing"])
+router = APIRouter(prefix="/v1/namespaces", tags=["sharing"], responses=error_responses(404, 409))
 
 
 def _grant(grant: Grant) -> GrantPublic:

@@ -33,7 +33,7 @@ def test_key_secret_is_shown_once_and_stored_hashed(
     agent = admin.post("/v1/agents", json={"name": "keyed"}).json()
     created = admin.post(f"/v1/agents/{agent['id']}/keys", json={"name": "ci"})
     secret = created.json()["key"]
-    listed = admin.get(f"/v1/agents/{agent['id']}/keys").json()
+    listed = admin.get(f"/v1/agents/{agent['id']}/keys").json()["data"]
     assert [k["id"] for k in listed] == [created.json()["id"]]
     assert "key" not in listed[0] and secret not in str(listed)
     engine = create_engine(server.settings.resolved_database_url)

@@ -63,7 +63,7 @@ FREQUENCY_SATURATION = 50  # accesses at which the frequency component reaches 1
 @dataclass
 class Candidate:
     memory: Memory
-    embedding: list[float] | None
+    embedding: Sequence[float] | None
     dense: float = 0.0
     keyword_raw: float = 0.0
 
@@ -85,7 +85,7 @@ class Ranked:
     memory: Memory
     score: float
     components: Components
-    embedding: list[float] | None = field(repr=False, default=None)
+    embedding: Sequence[float] | None = field(repr=False, default=None)
 
 
 @dataclass
@@ -166,11 +166,11 @@ def rank(
 
 def _similarity_matrix(pool: Sequence[Ranked]) -> np.ndarray:
     """Pairwise cosine similarity; a candidate without an embedding is similar to nothing."""
-    dimension = next((len(item.embedding) for item in pool if item.embedding), 1)
-    matrix = np.zeros((len(pool), dimension))
-    for row, item in enumerate(pool):
-        if item.embedding:
-            vector = np.asarray(item.embedding, dtype=float)
-            norm = np.linalg.norm(vector)
-            matrix[row] = vector / norm if norm else vector
+    dimension = next((len(item.embedding) for item in pool if item.embedding is not None), 1)
+    zero = np.zeros(dimension)
+    matrix = np.stack(
+        [np.asarray(item.embedding if item.embedding is not None else zero) for item in pool]
+    ).astype(np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
     return matrix @ matrix.T

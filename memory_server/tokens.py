@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import lru_cache
 from typing import Any
 
 _import_lock = threading.Lock()
@@ -28,4 +29,14 @@ def count_tokens(text: str, model: str) -> int:
     """How many tokens `text` costs in `model`'s tokenizer (litellm's choice for that model)."""
     if not text:
         return 0
+    if len(text) <= _CACHED_TEXT_CHARS:
+        return _cached_count(text, model)
+    return int(_litellm().token_counter(model=model, text=text))
+
+
+_CACHED_TEXT_CHARS = 2000  # the rendered line of one memory: counted once, reused by every request
+
+
+@lru_cache(maxsize=200_000)
+def _cached_count(text: str, model: str) -> int:
     return int(_litellm().token_counter(model=model, text=text))

@@ -30,7 +30,7 @@ class VectorRecord:
 class VectorHit:
     id: str
     similarity: float
-    embedding: list[float] | None = None
+    embedding: Sequence[float] | None = None
 
 
 class VectorStore(Protocol):
@@ -50,7 +50,7 @@ class VectorStore(Protocol):
         """The `k` nearest records matching `where`, nearest first."""
         ...
 
-    def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
+    def embeddings(self, ids: Sequence[str]) -> dict[str, Sequence[float]]:
         """The stored embeddings of `ids` (missing ids are left out)."""
         ...
 
@@ -119,22 +119,15 @@ class ChromaVectorStore:
         distances = result["distances"][0]
         vectors = result["embeddings"][0] if with_embeddings else [None] * len(ids)
         return [
-            VectorHit(
-                id=i,
-                similarity=1.0 - float(d),
-                embedding=[float(x) for x in v] if v is not None else None,
-            )
+            VectorHit(id=i, similarity=1.0 - float(d), embedding=v)
             for i, d, v in zip(ids, distances, vectors, strict=True)
         ]
 
-    def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
+    def embeddings(self, ids: Sequence[str]) -> dict[str, Sequence[float]]:
         if not ids:
             return {}
         result = self._collection.get(ids=list(ids), include=["embeddings"])
-        return {
-            i: [float(x) for x in v]
-            for i, v in zip(result["ids"], result["embeddings"], strict=True)
-        }
+        return dict(zip(result["ids"], result["embeddings"], strict=True))
 
     def count(self) -> int:
         return int(self._collection.count())

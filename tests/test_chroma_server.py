@@ -1,4 +1,4 @@
-"""The vector store on a Chroma server (`chroma run`, from the chromadb package) instead of embedded."""
+"""The vector store on a Chroma server (`chroma run`, from the chromadb package)."""
 
 from __future__ import annotations
 

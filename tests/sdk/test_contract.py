@@ -15,9 +15,17 @@ from memory_client import (
     AgentPublic,
     ApiKeyCreated,
     ApiKeyPublic,
+    ApiKeysPublic,
     APIStatusError,
+    AuditEventPublic,
     AuthenticationError,
     ConflictError,
+    ContextItem,
+    ContextResponse,
+    DroppedItem,
+    ErrorBody,
+    GrantPermission,
+    GrantPublic,
     MemoryBatchResult,
     MemoryClientError,
     MemoryCreate,
@@ -28,11 +36,16 @@ from memory_client import (
     PermissionDeniedError,
     PreconditionFailedError,
     PreconditionRequiredError,
+    RankingOptions,
+    RankingWeights,
+    RateLimitError,
     Role,
+    ScoreComponents,
+    TierShares,
     UnprocessableEntityError,
 )
 
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
 
 Sdk = Callable[..., Any]  # conftest's `sdk` fixture: returns a Driver
 
@@ -59,8 +72,9 @@ def test_agents_keys_and_me(
     assert key.key.startswith(key.prefix)
     assert key.namespace_ids == [agent.default_namespace_id]
     keys = admin.list_keys(agent.id)
-    assert [k.id for k in keys] == [key.id]
-    assert all(type(k) is ApiKeyPublic and "key" not in (k.model_extra or {}) for k in keys)
+    assert isinstance(keys, ApiKeysPublic)
+    assert ([k.id for k in keys.data], keys.count) == ([key.id], 1)
+    assert all(type(k) is ApiKeyPublic and "key" not in (k.model_extra or {}) for k in keys.data)
     assert admin.me().is_admin
 
     monkeypatch.setenv("MEMORY_URL", server.url)
@@ -257,10 +271,201 @@ def test_remember_and_search(server: Any, sdk: Sdk, make_agent: Any) -> None:
     found = client.search("what food does the user eat?", k=2, user_id="u-7", kinds="fact")
     assert found.query == "what food does the user eat?"
     assert found.results[0].memory.content == "The user is vegetarian."
-    assert found.results[0].similarity >= found.results[-1].similarity
+    for hit in found.results:
+        assert isinstance(hit.components, ScoreComponents)
+        assert hit.similarity == pytest.approx(hit.components.dense, abs=1e-5)
+        assert hit.score > 0 and all(
+            0 <= part <= 1 for part in hit.components.model_dump().values()
+        )
+    assert found.results[0].score >= found.results[-1].score
+
+    # Weights that count only the dense similarity make the score that similarity.
+    dense_only = RankingOptions(
+        weights=RankingWeights(dense=1, keyword=0, recency=0, importance=0, frequency=0),
+        diversity=0,
+        min_relevance=0,
+    )
+    for ranking in (dense_only, dense_only.model_dump(exclude_none=True)):
+        ranked = client.search("what food does the user eat?", kinds="fact", ranking=ranking)
+        assert len(ranked.results) == 2
+        for hit in ranked.results:
+            assert hit.score == pytest.approx(hit.similarity, abs=1e-5)
+        assert ranked.results[0].score >= ranked.results[1].score
     trip = client.search("travel to Portugal", thread_id="trip-1", k=10)
     assert trip.results and all(hit.memory.thread_id == "trip-1" for hit in trip.results)
     assert client.search("anything", statuses=["archived"]).results == []
+
+
+def test_context_packs_thread_facts_and_memories_under_the_budget(
+    server: Any, sdk: Sdk, make_agent: Any
+) -> None:
+    agent = make_agent()
+    client = sdk(server.url, agent.key)
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    turns = [
+        ("user", "We land in Lisbon on Friday evening."),
+        ("assistant", "Great, I will plan Friday dinner."),
+        ("user", "Somewhere near the hotel in Alfama, please."),
+    ]
+    thread = client.remember(
+        [
+            {"role": role, "content": text, "created_at": start + timedelta(minutes=i)}
+            for i, (role, text) in enumerate(turns)
+        ],
+        thread_id="trip-1",
+        user_id="u-7",
+    )
+    formal = client.create_memory("Reply formally.", kind="preference", key="tone", user_id="u-7")
+    casual = client.create_memory(
+        "Reply casually and briefly.", kind="preference", key="tone", user_id="u-7"
+    )
+    diet = client.create_memory(
+        "The user is vegetarian and avoids fish.", kind="fact", user_id="u-7", importance=0.9
+    )
+
+    query = "Which restaurant should we book for dinner?"
+    context = client.context(
+        query, budget_tokens=300, model="gpt-4o-mini", user_id="u-7", thread_id="trip-1"
+    )
+    assert isinstance(context, ContextResponse)
+    assert 0 < context.tokens_used <= context.budget_tokens == 300
+    assert context.model == "gpt-4o-mini"
+    assert all(isinstance(item, ContextItem) for item in context.items)
+    tiers = {item.id: item.tier for item in context.items}
+    messages = [result.memory.id for result in thread.results]
+    assert [tiers.get(memory_id) for memory_id in messages] == ["thread"] * 3
+    assert tiers.get(casual.memory.id) == "facts"
+    assert tiers.get(diet.memory.id) == "memories"
+    assert formal.memory.id not in tiers
+    # the thread verbatim, oldest first; the current keyed value, never the superseded one
+    text = context.context
+    assert text.index("We land in Lisbon") < text.index("near the hotel in Alfama")
+    assert "Reply casually and briefly." in text and "Reply formally." not in text
+    for item in context.items:
+        assert item.tokens > 0 and item.namespace_id == agent.namespace_id
+        if item.tier == "memories":
+            assert isinstance(item.components, ScoreComponents) and item.score
+        else:
+            assert item.components is None and item.score is None
+    assert all(isinstance(dropped, DroppedItem) for dropped in context.dropped)
+    reasons = {dropped.id: dropped.reason for dropped in context.dropped}
+    assert reasons.get(formal.memory.id) == "superseded"
+
+    tight = client.context(query, budget_tokens=40, user_id="u-7", thread_id="trip-1")
+    assert 0 < tight.tokens_used <= 40 and tight.model  # the server's default tokenizer
+    over = [dropped for dropped in tight.dropped if dropped.reason == "over_budget"]
+    assert over and not {d.id for d in over} & {item.id for item in tight.items}
+
+    # Tiers, thread length and ranking knobs are sent: all of the budget to ranked memories.
+    ranked_only = client.context(
+        query,
+        budget_tokens=300,
+        user_id="u-7",
+        thread_id="trip-1",
+        tiers=TierShares(thread=0, facts=0, memories=1),
+        max_thread_messages=0,
+        max_candidates=10,
+        ranking={"min_relevance": 0},
+        kinds=["fact", "message"],
+    )
+    assert ranked_only.items and {item.tier for item in ranked_only.items} == {"memories"}
+    assert {item.kind for item in ranked_only.items} <= {"fact", "message"}
+    assert all(item.score is not None for item in ranked_only.items)
+
+    elsewhere = client.create_namespace("elsewhere")
+    empty = client.context(query, budget_tokens=100, namespace_ids=elsewhere.id, user_id="u-7")
+    assert (empty.context, empty.tokens_used, empty.items, empty.dropped) == ("", 0, [], [])
+    with pytest.raises(UnprocessableEntityError) as invalid:
+        client.context(query, budget_tokens=0)
+    assert invalid.value.code == "validation_error"
+    assert invalid.value.errors and invalid.value.errors[0]["loc"] == ["body", "budget_tokens"]
+
+
+def test_sharing_grants_and_the_audit_trail(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    alice_agent, bob_agent = make_agent(), make_agent()
+    alice = sdk(server.url, alice_agent.key)
+    bob = sdk(server.url, bob_agent.key)
+    team = alice.create_namespace("team")
+
+    grant = alice.create_grant(team.id, bob_agent.id, GrantPermission.READ)
+    assert isinstance(grant, GrantPublic)
+    assert (grant.namespace_id, grant.agent_id, grant.permission) == (team.id, bob_agent.id, "read")
+    assert bob.get_namespace(team.id).permission == "read"
+    with pytest.raises(PermissionDeniedError):
+        bob.create_memory("Bob cannot write yet.", namespace_id=team.id)
+
+    upgraded = alice.create_grant(team.id, bob_agent.id, "write")
+    assert (upgraded.id, upgraded.permission) == (grant.id, GrantPermission.WRITE)
+    listed = alice.list_grants(team.id)
+    assert (listed.count, [g.id for g in listed.data]) == (1, [grant.id])
+    assert listed.data[0].permission == "write"
+
+    written = bob.create_memory("The team standup moved to 9:30.", namespace_id=team.id)
+    assert written.memory.author_agent_id == bob_agent.id
+    assert [m.id for m in bob.iter_memories(namespace_ids=team.id)] == [written.memory.id]
+    bob.search("standup time", namespace_ids=[team.id])
+
+    first = alice.list_audit_events(team.id, limit=2)
+    assert len(first.data) == 2 and first.next_cursor
+    events = alice.iter_audit_events(team.id, page_size=2)
+    assert all(isinstance(event, AuditEventPublic) for event in events)
+    assert [(e.action, e.operation) for e in events] == [
+        ("read", "search"),
+        ("read", "list"),
+        ("write", "create"),
+    ]
+    assert [e.id for e in events[:2]] == [e.id for e in first.data]
+    assert all((e.agent_id, e.key_id) == (bob_agent.id, bob_agent.key_id) for e in events)
+    assert all(e.namespace_id == team.id and e.memory_count == 1 for e in events)
+    assert all(e.request_id and e.request_id.startswith("req_") for e in events)
+    assert alice.iter_audit_events(team.id, agent_id=alice_agent.id) == []
+
+    with pytest.raises(PermissionDeniedError):
+        bob.list_grants(team.id)  # write includes read, not managing the namespace
+    with pytest.raises(UnprocessableEntityError) as to_owner:
+        alice.create_grant(team.id, alice_agent.id, "read")
+    assert to_owner.value.code == "grantee_is_owner"
+
+    revoked = alice.revoke_grant(team.id, grant.id)
+    assert (revoked.id, revoked.agent_id) == (grant.id, bob_agent.id)
+    assert alice.list_grants(team.id).count == 0
+    with pytest.raises(NotFoundError):
+        bob.get_namespace(team.id)  # gone on the very next request
+    with pytest.raises(NotFoundError) as again:
+        alice.revoke_grant(team.id, grant.id)
+    assert again.value.code == "grant_not_found"
+    with pytest.raises(NotFoundError):
+        bob.list_audit_events(team.id)
+
+
+@pytest.fixture
+def limited_server(settings: Any) -> Any:
+    """A server allowing 3 requests a minute per key: a burst of 3, then one every 20 s."""
+    live = LiveServer(settings.model_copy(update={"rate_limit_per_minute": 3})).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+        release_chroma_clients()
+
+
+# The limiter is per process and never touches the database: SQLite is enough. Waiting out a
+# Retry-After and retrying is covered against a scripted server in test_retry.py.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_rate_limit_raises_with_retry_after(limited_server: Any, sdk: Sdk) -> None:
+    with limited_server.client(ADMIN_KEY) as admin:
+        agent_id = admin.post("/v1/agents", json={"name": "chatty"}).json()["id"]
+        key = admin.post(f"/v1/agents/{agent_id}/keys", json={}).json()["key"]
+    requests: list[httpx.Request] = []
+    client = sdk(limited_server.url, key, max_retries=0, on_request=requests.append)
+    assert [client.me().agent_id for _ in range(3)] == [agent_id] * 3
+    with pytest.raises(RateLimitError) as caught:
+        client.me()
+    error = caught.value
+    assert (error.status_code, error.code, error.retry_after) == (429, "rate_limited", 20.0)
+    assert ErrorBody.model_validate(error.body).detail == error.detail
+    assert error.request_id and error.request_id.startswith("req_")
+    assert len(requests) == 4
 
 
 def test_errors_map_to_exceptions(server: Any, sdk: Sdk, make_agent: Any) -> None:

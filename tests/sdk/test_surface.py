@@ -18,7 +18,9 @@ from memory_client import (
     AsyncMemoryClient,
     AuthenticationError,
     ConflictError,
+    ContextItem,
     ContextResponse,
+    DroppedItem,
     InternalServerError,
     MemoryClient,
     MemoryPublic,
@@ -27,7 +29,10 @@ from memory_client import (
     PermissionDeniedError,
     PreconditionFailedError,
     PreconditionRequiredError,
+    RankingOptions,
+    RankingWeights,
     RateLimitError,
+    ScoreComponents,
     UnprocessableEntityError,
 )
 from memory_client._errors import error_class, make_status_error
@@ -63,9 +68,15 @@ EXPECTED_EXPORTS = {
     "AgentsPublic",
     "ApiKeyCreated",
     "ApiKeyPublic",
+    "ApiKeysPublic",
     "WhoAmI",
     "NamespacePublic",
     "NamespacesPublic",
+    "GrantPermission",
+    "GrantPublic",
+    "GrantsPublic",
+    "AuditEventPublic",
+    "AuditEventsPublic",
     "MemoryCreate",
     "MemoryPublic",
     "MemoriesPublic",
@@ -74,11 +85,17 @@ EXPECTED_EXPORTS = {
     "MemoryDeleted",
     "MemoryStatus",
     "Role",
+    "RankingOptions",
+    "RankingWeights",
+    "ScoreComponents",
     "SearchHit",
     "SearchResponse",
     "Message",
+    "TierShares",
     "ContextItem",
+    "DroppedItem",
     "ContextResponse",
+    "ErrorBody",
     "Health",
 }
 
@@ -105,7 +122,15 @@ def _public_methods(cls: type) -> dict[str, Callable[..., Any]]:
 
 def test_every_sync_method_has_an_async_twin_with_the_same_signature() -> None:
     sync_methods = _public_methods(MemoryClient)
-    assert {"create_memory", "iter_memories", "remember", "context", "close"} <= set(sync_methods)
+    assert {
+        "create_memory",
+        "iter_memories",
+        "remember",
+        "context",
+        "create_grant",
+        "iter_audit_events",
+        "close",
+    } <= set(sync_methods)
     for name, method in sync_methods.items():
         twin_name = TWIN_NAMES.get(name, name)
         twin = getattr(AsyncMemoryClient, twin_name, None)
@@ -276,6 +301,28 @@ def test_status_errors_survive_pickling() -> None:
         "stale",
         str(error),
     )
+    limited = make_status_error(
+        httpx.Response(
+            429, json={"code": "rate_limited", "detail": "slow"}, headers={"Retry-After": "20"}
+        )
+    )
+    limited_copy = pickle.loads(pickle.dumps(limited))
+    assert isinstance(limited_copy, RateLimitError) and limited_copy.retry_after == 20.0
+    assert limited_copy.response is None
+
+
+def test_validation_errors_and_retry_after_are_exposed() -> None:
+    problems = [{"loc": ["body", "budget_tokens"], "msg": "too small", "type": "greater_than"}]
+    invalid = make_status_error(
+        httpx.Response(422, json={"code": "validation_error", "detail": "x", "errors": problems})
+    )
+    assert invalid.errors == problems
+    assert make_status_error(httpx.Response(404, json={"code": "c", "detail": "d"})).errors is None
+    assert make_status_error(httpx.Response(422, json={"errors": "junk"})).errors is None
+    for header, expected in (("3", 3.0), (None, None), ("soon", None)):
+        headers = {"Retry-After": header} if header is not None else {}
+        error = make_status_error(httpx.Response(429, json={}, headers=headers))
+        assert isinstance(error, RateLimitError) and error.retry_after == expected
 
 
 def test_error_from_a_non_json_body() -> None:
@@ -307,41 +354,122 @@ def test_backoff_is_jittered_exponential_and_capped() -> None:
 
 
 def test_context_request_and_response(sdk: Any, loopback: Any) -> None:
-    """`POST /v1/context` is not on the server yet: checked against a scripted loopback only."""
+    """What `context()` sends (only what was given; nested options as objects) and parses."""
     answer = {
-        "context": "The user is vegetarian.",
-        "tokens_used": 6,
+        "context": "## Relevant memories\n[2024-05-01 · fact] The user is vegetarian.",
+        "tokens_used": 14,
         "budget_tokens": 500,
-        "items": [{"id": "mem_1", "content": "The user is vegetarian.", "tokens": 6}],
-        "dropped": [{"id": "mem_2", "reason": "budget"}],
         "model": "gpt-4o-mini",
+        "items": [
+            {
+                "id": "mem_1",
+                "namespace_id": "ns_1",
+                "kind": "fact",
+                "tier": "memories",
+                "created_at": "2024-05-01T00:00:00Z",
+                "tokens": 9,
+                "score": 0.71,
+                "components": {
+                    "dense": 0.6,
+                    "keyword": 1.0,
+                    "recency": 0.9,
+                    "importance": 0.5,
+                    "frequency": 0.0,
+                },
+                "provenance": None,
+            }
+        ],
+        "dropped": [
+            {"id": "mem_2", "tier": "memories", "reason": "duplicate", "duplicate_of": "mem_1"}
+        ],
+        "trace_id": "new-in-v2",
     }
     server = loopback(script(Reply(200, answer)))
     client = sdk(server.url, "mk_test")
+    after = datetime(2024, 5, 1, tzinfo=UTC)
     context = client.context(
         "what should I cook?",
         budget_tokens=500,
         model="gpt-4o-mini",
-        namespaces=["ns_1"],
+        namespace_ids="ns_1",
         user_id="u-1",
+        thread_id="t-1",
+        kinds=["fact", "preference"],
+        tags="food",
+        statuses=["active"],
+        created_after=after,
+        include_archived=False,
+        ranking=RankingOptions(weights=RankingWeights(recency=0.3), min_relevance=0.2),
+        tiers={"thread": 0.2, "memories": 0.8},
+        max_thread_messages=10,
+        max_candidates=40,
     )
     assert isinstance(context, ContextResponse)
-    assert (context.context, context.tokens_used, context.budget_tokens) == (
-        "The user is vegetarian.",
-        6,
-        500,
+    assert (context.tokens_used, context.budget_tokens, context.model) == (14, 500, "gpt-4o-mini")
+    (item,) = context.items
+    assert isinstance(item, ContextItem) and isinstance(item.components, ScoreComponents)
+    assert (item.tier, item.tokens, item.score, item.components.keyword) == (
+        "memories",
+        9,
+        0.71,
+        1.0,
     )
-    assert context.items[0]["content"] == "The user is vegetarian."
-    assert context.dropped[0].get("reason") == "budget"
-    assert context.dropped[0].get("missing", "default") == "default"
-    assert context.model_extra == {"model": "gpt-4o-mini"}
+    assert item.created_at == after
+    (dropped,) = context.dropped
+    assert isinstance(dropped, DroppedItem)
+    assert (dropped.reason, dropped.duplicate_of, dropped.score) == ("duplicate", "mem_1", None)
+    assert context.model_extra == {"trace_id": "new-in-v2"}
     (seen,) = server.seen
     assert (seen.method, seen.target) == ("POST", "/v1/context")
     assert json.loads(seen.body) == {
         "query": "what should I cook?",
         "budget_tokens": 500,
         "model": "gpt-4o-mini",
-        "namespaces": ["ns_1"],
+        "namespace_ids": ["ns_1"],
         "user_id": "u-1",
+        "thread_id": "t-1",
+        "kinds": ["fact", "preference"],
+        "tags": ["food"],
+        "statuses": ["active"],
+        "created_after": "2024-05-01T00:00:00Z",
+        "include_archived": False,
+        "ranking": {"weights": {"recency": 0.3}, "min_relevance": 0.2},
+        "tiers": {"thread": 0.2, "memories": 0.8},
+        "max_thread_messages": 10,
+        "max_candidates": 40,
     }
     assert seen.headers["idempotency-key"]
+
+    client.context("q", budget_tokens=10)
+    assert json.loads(server.seen[-1].body) == {"query": "q", "budget_tokens": 10}
+
+
+def test_search_and_sharing_requests(sdk: Any, loopback: Any) -> None:
+    """The wire form of `search(ranking=...)`, grants (path, body) and the audit listing."""
+    grant = {
+        "id": "grt_1",
+        "namespace_id": "ns/1",
+        "agent_id": "agt_2",
+        "permission": "write",
+        "created_at": "2024-05-01T00:00:00Z",
+    }
+    server = loopback(
+        script(
+            Reply(200, {"query": "q", "results": []}),
+            Reply(200, grant),
+            Reply(200, {"data": [], "next_cursor": None}),
+        )
+    )
+    client = sdk(server.url, "mk_test")
+    client.search("q", ranking={"diversity": 0, "weights": {"dense": 1}})
+    assert json.loads(server.seen[-1].body) == {
+        "query": "q",
+        "ranking": {"diversity": 0, "weights": {"dense": 1}},
+    }
+    client.create_grant("ns/1", "agt_2", "write", idempotency_key="share-once")
+    seen = server.seen[-1]
+    assert (seen.method, seen.target) == ("POST", "/v1/namespaces/ns%2F1/grants")
+    assert json.loads(seen.body) == {"agent_id": "agt_2", "permission": "write"}
+    assert seen.headers["idempotency-key"] == "share-once"
+    assert client.list_audit_events("ns_1", agent_id="agt_2", limit=5, cursor="42").data == []
+    assert server.seen[-1].target == "/v1/namespaces/ns_1/audit?agent_id=agt_2&limit=5&cursor=42"

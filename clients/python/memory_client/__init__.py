@@ -4,7 +4,7 @@ from memory_client import MemoryClient
 
 with MemoryClient() as memory:  # MEMORY_URL and MEMORY_API_KEY from the environment
     memory.remember([{"role": "user", "content": "I prefer short answers."}], thread_id="t1")
-    hits = memory.search("how does the user like answers?").results
+    prompt = memory.context("how should I answer?", budget_tokens=500, thread_id="t1").context
 """
 
 from ._async_client import AsyncMemoryClient
@@ -32,8 +32,16 @@ from ._models import (
     AgentsPublic,
     ApiKeyCreated,
     ApiKeyPublic,
+    ApiKeysPublic,
+    AuditEventPublic,
+    AuditEventsPublic,
     ContextItem,
     ContextResponse,
+    DroppedItem,
+    ErrorBody,
+    GrantPermission,
+    GrantPublic,
+    GrantsPublic,
     Health,
     MemoriesPublic,
     MemoryBatchResult,
@@ -45,9 +53,13 @@ from ._models import (
     Message,
     NamespacePublic,
     NamespacesPublic,
+    RankingOptions,
+    RankingWeights,
     Role,
+    ScoreComponents,
     SearchHit,
     SearchResponse,
+    TierShares,
     WhoAmI,
 )
 from ._version import __version__
@@ -62,11 +74,19 @@ __all__ = [
     "AgentsPublic",
     "ApiKeyCreated",
     "ApiKeyPublic",
+    "ApiKeysPublic",
     "AsyncMemoryClient",
+    "AuditEventPublic",
+    "AuditEventsPublic",
     "AuthenticationError",
     "ConflictError",
     "ContextItem",
     "ContextResponse",
+    "DroppedItem",
+    "ErrorBody",
+    "GrantPermission",
+    "GrantPublic",
+    "GrantsPublic",
     "Health",
     "InternalServerError",
     "MemoriesPublic",
@@ -87,10 +107,14 @@ __all__ = [
     "PermissionDeniedError",
     "PreconditionFailedError",
     "PreconditionRequiredError",
+    "RankingOptions",
+    "RankingWeights",
     "RateLimitError",
     "Role",
+    "ScoreComponents",
     "SearchHit",
     "SearchResponse",
+    "TierShares",
     "UnprocessableEntityError",
     "WhoAmI",
     "__version__",

@@ -14,7 +14,9 @@ from ._base import (
     NOT_GIVEN,
     MemoryLike,
     NotGiven,
+    RankingLike,
     StrOrList,
+    TiersLike,
     _BaseClient,
     _Call,
 )
@@ -25,7 +27,13 @@ from ._models import (
     AgentsPublic,
     ApiKeyCreated,
     ApiKeyPublic,
+    ApiKeysPublic,
+    AuditEventPublic,
+    AuditEventsPublic,
     ContextResponse,
+    GrantPermission,
+    GrantPublic,
+    GrantsPublic,
     Health,
     MemoriesPublic,
     MemoryBatchResult,
@@ -152,8 +160,8 @@ class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
             )
         )
 
-    async def list_keys(self, agent_id: str) -> list[ApiKeyPublic]:
-        """An agent's API keys, without their secrets (admin key)."""
+    async def list_keys(self, agent_id: str) -> ApiKeysPublic:
+        """An agent's API keys, without their secrets, with the count (admin key)."""
         return await self._request(self._call_list_keys(agent_id))
 
     async def revoke_key(self, key_id: str) -> ApiKeyPublic:
@@ -175,6 +183,63 @@ class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
     async def get_namespace(self, namespace_id: str) -> NamespacePublic:
         """One namespace the caller may read."""
         return await self._request(self._call_get_namespace(namespace_id))
+
+    # ---- sharing: grants and the audit trail (namespace owner or admin) ---------------------
+
+    async def create_grant(
+        self,
+        namespace_id: str,
+        agent_id: str,
+        permission: GrantPermission | str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> GrantPublic:
+        """Share a namespace with an agent ("read" or "write"), or change its permission there."""
+        return await self._request(
+            self._call_create_grant(namespace_id, agent_id, permission, idempotency_key)
+        )
+
+    async def list_grants(self, namespace_id: str) -> GrantsPublic:
+        """The agents a namespace is shared with and their permissions, oldest grant first."""
+        return await self._request(self._call_list_grants(namespace_id))
+
+    async def revoke_grant(self, namespace_id: str, grant_id: str) -> GrantPublic:
+        """Stop sharing: the agent loses access to the namespace on its next request."""
+        return await self._request(self._call_revoke_grant(namespace_id, grant_id))
+
+    async def list_audit_events(
+        self,
+        namespace_id: str,
+        *,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AuditEventsPublic:
+        """One page of who else read or wrote the namespace, newest first; then `next_cursor`."""
+        return await self._request(
+            self._call_list_audit_events(
+                namespace_id, agent_id=agent_id, limit=limit, cursor=cursor
+            )
+        )
+
+    async def iter_audit_events(
+        self,
+        namespace_id: str,
+        *,
+        agent_id: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[AuditEventPublic]:
+        """Every audit event of the namespace, newest first, fetching pages as iteration needs."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_audit_events(
+                namespace_id, agent_id=agent_id, limit=page_size, cursor=cursor
+            )
+            for event in page.data:
+                yield event
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
 
     # ---- memories ----------------------------------------------------------------------------
 
@@ -335,8 +400,9 @@ class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
         created_before: datetime | None = None,
         include_archived: bool | None = None,
         min_similarity: float | None = None,
+        ranking: RankingLike | None = None,
     ) -> SearchResponse:
-        """The `k` memories most similar to `query` within the filters, best first."""
+        """The `k` best memories for `query` within the filters, by hybrid score, best first."""
         return await self._request(
             self._call_search(
                 query,
@@ -351,6 +417,7 @@ class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
                 created_before=created_before,
                 include_archived=include_archived,
                 min_similarity=min_similarity,
+                ranking=ranking,
             )
         )
 
@@ -379,18 +446,38 @@ class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
         *,
         budget_tokens: int,
         model: str | None = None,
-        namespaces: Sequence[str] | None = None,
+        namespace_ids: StrOrList = None,
         user_id: str | None = None,
         thread_id: str | None = None,
+        kinds: StrOrList = None,
+        tags: StrOrList = None,
+        statuses: StrOrList = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        include_archived: bool | None = None,
+        ranking: RankingLike | None = None,
+        tiers: TiersLike | None = None,
+        max_thread_messages: int | None = None,
+        max_candidates: int | None = None,
     ) -> ContextResponse:
-        """The memories most relevant to `query`, packed into at most `budget_tokens` tokens."""
+        """What to know for `query`, packed into at most `budget_tokens` tokens of `model`."""
         return await self._request(
             self._call_context(
                 query,
                 budget_tokens=budget_tokens,
                 model=model,
-                namespaces=namespaces,
+                namespace_ids=namespace_ids,
                 user_id=user_id,
                 thread_id=thread_id,
+                kinds=kinds,
+                tags=tags,
+                statuses=statuses,
+                created_after=created_after,
+                created_before=created_before,
+                include_archived=include_archived,
+                ranking=ranking,
+                tiers=tiers,
+                max_thread_messages=max_thread_messages,
+                max_candidates=max_candidates,
             )
         )

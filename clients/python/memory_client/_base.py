@@ -17,7 +17,7 @@ from typing import Any, Final, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ._errors import (
     APIConnectionError,
@@ -35,8 +35,14 @@ from ._models import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
+    ApiKeysPublic,
+    AuditEventsPublic,
     ContextRequest,
     ContextResponse,
+    GrantCreate,
+    GrantPermission,
+    GrantPublic,
+    GrantsPublic,
     Health,
     MemoriesPublic,
     MemoryBatchCreate,
@@ -49,8 +55,10 @@ from ._models import (
     NamespaceCreate,
     NamespacePublic,
     NamespacesPublic,
+    RankingOptions,
     SearchRequest,
     SearchResponse,
+    TierShares,
     WhoAmI,
 )
 from ._retry import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, is_retryable
@@ -58,6 +66,7 @@ from ._retry import retry_delay as _retry_delay
 from ._version import __version__
 
 T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 HttpClientT = TypeVar("HttpClientT", httpx.Client, httpx.AsyncClient)
 
 URL_ENV: Final = "MEMORY_URL"
@@ -68,6 +77,8 @@ IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 
 StrOrList = str | Sequence[str] | None
 MemoryLike = MemoryCreate | Mapping[str, Any]
+RankingLike = RankingOptions | Mapping[str, Any]
+TiersLike = TierShares | Mapping[str, Any]
 
 
 class NotGiven:
@@ -114,6 +125,13 @@ def _as_list(value: StrOrList) -> list[str] | None:
     if value is None:
         return None
     return [value] if isinstance(value, str) else list(value)
+
+
+def _as_model(model: type[ModelT], value: ModelT | Mapping[str, Any] | None) -> ModelT | None:
+    """A request sub-object given as the model or as a plain mapping of its fields."""
+    if value is None or isinstance(value, model):
+        return value
+    return model.model_validate(dict(value))
 
 
 def _query(items: Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:
@@ -293,8 +311,8 @@ class _BaseClient(Generic[HttpClientT]):
             headers=_idempotency(idempotency_key),
         )
 
-    def _call_list_keys(self, agent_id: str) -> _Call[list[ApiKeyPublic]]:
-        return _Call("GET", f"/v1/agents/{_seg(agent_id)}/keys", _KEY_LIST.validate_python)
+    def _call_list_keys(self, agent_id: str) -> _Call[ApiKeysPublic]:
+        return _Call("GET", f"/v1/agents/{_seg(agent_id)}/keys", ApiKeysPublic.model_validate)
 
     def _call_revoke_key(self, key_id: str) -> _Call[ApiKeyPublic]:
         return _Call("DELETE", f"/v1/keys/{_seg(key_id)}", ApiKeyPublic.model_validate)
@@ -318,6 +336,47 @@ class _BaseClient(Generic[HttpClientT]):
 
     def _call_get_namespace(self, namespace_id: str) -> _Call[NamespacePublic]:
         return _Call("GET", f"/v1/namespaces/{_seg(namespace_id)}", NamespacePublic.model_validate)
+
+    # ---- calls: sharing ----------------------------------------------------------------------
+
+    def _call_create_grant(
+        self,
+        namespace_id: str,
+        agent_id: str,
+        permission: GrantPermission | str,
+        idempotency_key: str | None,
+    ) -> _Call[GrantPublic]:
+        body = _dump(GrantCreate(agent_id=agent_id, permission=str(permission)))
+        return _Call(
+            "POST",
+            f"/v1/namespaces/{_seg(namespace_id)}/grants",
+            GrantPublic.model_validate,
+            json=body,
+            headers=_idempotency(idempotency_key),
+        )
+
+    def _call_list_grants(self, namespace_id: str) -> _Call[GrantsPublic]:
+        return _Call(
+            "GET", f"/v1/namespaces/{_seg(namespace_id)}/grants", GrantsPublic.model_validate
+        )
+
+    def _call_revoke_grant(self, namespace_id: str, grant_id: str) -> _Call[GrantPublic]:
+        return _Call(
+            "DELETE",
+            f"/v1/namespaces/{_seg(namespace_id)}/grants/{_seg(grant_id)}",
+            GrantPublic.model_validate,
+        )
+
+    def _call_list_audit_events(
+        self, namespace_id: str, *, agent_id: str | None, limit: int | None, cursor: str | None
+    ) -> _Call[AuditEventsPublic]:
+        params = _query([("agent_id", agent_id), ("limit", limit), ("cursor", cursor)])
+        return _Call(
+            "GET",
+            f"/v1/namespaces/{_seg(namespace_id)}/audit",
+            AuditEventsPublic.model_validate,
+            params=params,
+        )
 
     # ---- calls: memories ---------------------------------------------------------------------
 
@@ -460,6 +519,7 @@ class _BaseClient(Generic[HttpClientT]):
         created_before: datetime | None,
         include_archived: bool | None,
         min_similarity: float | None,
+        ranking: RankingLike | None,
     ) -> _Call[SearchResponse]:
         request = SearchRequest(
             query=query,
@@ -474,6 +534,7 @@ class _BaseClient(Generic[HttpClientT]):
             created_before=created_before,
             include_archived=include_archived,
             min_similarity=min_similarity,
+            ranking=_as_model(RankingOptions, ranking),
         )
         return _Call("POST", "/v1/search", SearchResponse.model_validate, json=_dump(request))
 
@@ -509,22 +570,39 @@ class _BaseClient(Generic[HttpClientT]):
         *,
         budget_tokens: int,
         model: str | None,
-        namespaces: Sequence[str] | None,
+        namespace_ids: StrOrList,
         user_id: str | None,
         thread_id: str | None,
+        kinds: StrOrList,
+        tags: StrOrList,
+        statuses: StrOrList,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        include_archived: bool | None,
+        ranking: RankingLike | None,
+        tiers: TiersLike | None,
+        max_thread_messages: int | None,
+        max_candidates: int | None,
     ) -> _Call[ContextResponse]:
         request = ContextRequest(
             query=query,
             budget_tokens=budget_tokens,
             model=model,
-            namespaces=_as_list(namespaces),
+            namespace_ids=_as_list(namespace_ids),
             user_id=user_id,
             thread_id=thread_id,
+            kinds=_as_list(kinds),
+            tags=_as_list(tags),
+            statuses=_as_list(statuses),
+            created_after=created_after,
+            created_before=created_before,
+            include_archived=include_archived,
+            ranking=_as_model(RankingOptions, ranking),
+            tiers=_as_model(TierShares, tiers),
+            max_thread_messages=max_thread_messages,
+            max_candidates=max_candidates,
         )
         return _Call("POST", "/v1/context", ContextResponse.model_validate, json=_dump(request))
-
-
-_KEY_LIST: Final = TypeAdapter(list[ApiKeyPublic])
 
 
 def _idempotency(key: str | None) -> dict[str, str]:

@@ -14,7 +14,9 @@ from ._base import (
     NOT_GIVEN,
     MemoryLike,
     NotGiven,
+    RankingLike,
     StrOrList,
+    TiersLike,
     _BaseClient,
     _Call,
 )
@@ -25,7 +27,13 @@ from ._models import (
     AgentsPublic,
     ApiKeyCreated,
     ApiKeyPublic,
+    ApiKeysPublic,
+    AuditEventPublic,
+    AuditEventsPublic,
     ContextResponse,
+    GrantPermission,
+    GrantPublic,
+    GrantsPublic,
     Health,
     MemoriesPublic,
     MemoryBatchResult,
@@ -150,8 +158,8 @@ class MemoryClient(_BaseClient[httpx.Client]):
             )
         )
 
-    def list_keys(self, agent_id: str) -> list[ApiKeyPublic]:
-        """An agent's API keys, without their secrets (admin key)."""
+    def list_keys(self, agent_id: str) -> ApiKeysPublic:
+        """An agent's API keys, without their secrets, with the count (admin key)."""
         return self._request(self._call_list_keys(agent_id))
 
     def revoke_key(self, key_id: str) -> ApiKeyPublic:
@@ -173,6 +181,62 @@ class MemoryClient(_BaseClient[httpx.Client]):
     def get_namespace(self, namespace_id: str) -> NamespacePublic:
         """One namespace the caller may read."""
         return self._request(self._call_get_namespace(namespace_id))
+
+    # ---- sharing: grants and the audit trail (namespace owner or admin) ---------------------
+
+    def create_grant(
+        self,
+        namespace_id: str,
+        agent_id: str,
+        permission: GrantPermission | str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> GrantPublic:
+        """Share a namespace with an agent ("read" or "write"), or change its permission there."""
+        return self._request(
+            self._call_create_grant(namespace_id, agent_id, permission, idempotency_key)
+        )
+
+    def list_grants(self, namespace_id: str) -> GrantsPublic:
+        """The agents a namespace is shared with and their permissions, oldest grant first."""
+        return self._request(self._call_list_grants(namespace_id))
+
+    def revoke_grant(self, namespace_id: str, grant_id: str) -> GrantPublic:
+        """Stop sharing: the agent loses access to the namespace on its next request."""
+        return self._request(self._call_revoke_grant(namespace_id, grant_id))
+
+    def list_audit_events(
+        self,
+        namespace_id: str,
+        *,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AuditEventsPublic:
+        """One page of who else read or wrote the namespace, newest first; then `next_cursor`."""
+        return self._request(
+            self._call_list_audit_events(
+                namespace_id, agent_id=agent_id, limit=limit, cursor=cursor
+            )
+        )
+
+    def iter_audit_events(
+        self,
+        namespace_id: str,
+        *,
+        agent_id: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[AuditEventPublic]:
+        """Every audit event of the namespace, newest first, fetching pages as iteration needs."""
+        cursor: str | None = None
+        while True:
+            page = self.list_audit_events(
+                namespace_id, agent_id=agent_id, limit=page_size, cursor=cursor
+            )
+            yield from page.data
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
 
     # ---- memories ----------------------------------------------------------------------------
 
@@ -332,8 +396,9 @@ class MemoryClient(_BaseClient[httpx.Client]):
         created_before: datetime | None = None,
         include_archived: bool | None = None,
         min_similarity: float | None = None,
+        ranking: RankingLike | None = None,
     ) -> SearchResponse:
-        """The `k` memories most similar to `query` within the filters, best first."""
+        """The `k` best memories for `query` within the filters, by hybrid score, best first."""
         return self._request(
             self._call_search(
                 query,
@@ -348,6 +413,7 @@ class MemoryClient(_BaseClient[httpx.Client]):
                 created_before=created_before,
                 include_archived=include_archived,
                 min_similarity=min_similarity,
+                ranking=ranking,
             )
         )
 
@@ -376,18 +442,38 @@ class MemoryClient(_BaseClient[httpx.Client]):
         *,
         budget_tokens: int,
         model: str | None = None,
-        namespaces: Sequence[str] | None = None,
+        namespace_ids: StrOrList = None,
         user_id: str | None = None,
         thread_id: str | None = None,
+        kinds: StrOrList = None,
+        tags: StrOrList = None,
+        statuses: StrOrList = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        include_archived: bool | None = None,
+        ranking: RankingLike | None = None,
+        tiers: TiersLike | None = None,
+        max_thread_messages: int | None = None,
+        max_candidates: int | None = None,
     ) -> ContextResponse:
-        """The memories most relevant to `query`, packed into at most `budget_tokens` tokens."""
+        """What to know for `query`, packed into at most `budget_tokens` tokens of `model`."""
         return self._request(
             self._call_context(
                 query,
                 budget_tokens=budget_tokens,
                 model=model,
-                namespaces=namespaces,
+                namespace_ids=namespace_ids,
                 user_id=user_id,
                 thread_id=thread_id,
+                kinds=kinds,
+                tags=tags,
+                statuses=statuses,
+                created_after=created_after,
+                created_before=created_before,
+                include_archived=include_archived,
+                ranking=ranking,
+                tiers=tiers,
+                max_thread_messages=max_thread_messages,
+                max_candidates=max_candidates,
             )
         )

@@ -42,7 +42,7 @@ class APIResponseValidationError(MemoryClientError):
 
 
 class APIStatusError(MemoryClientError):
-    """The server answered with an error status; `code` and `detail` come from its body."""
+    """The server answered with an error status; `code`, `detail`, `errors` come from its body."""
 
     def __init__(
         self,
@@ -60,12 +60,17 @@ class APIStatusError(MemoryClientError):
         self.request_id = request_id
         self.body = body
         self.response = response
+        raw_errors = body.get("errors") if isinstance(body, dict) else None
+        self.errors: list[dict[str, Any]] | None = (
+            [e for e in raw_errors if isinstance(e, dict)] if isinstance(raw_errors, list) else None
+        )
         super().__init__(self._message())
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Picklable (e.g. across a process pool); the httpx response is left behind.
         args = (self.status_code, self.code, self.detail, self.request_id, self.body)
-        return (type(self), args)
+        state = {name: value for name, value in vars(self).items() if name != "response"}
+        return (type(self), args, state)
 
     def _message(self) -> str:
         text = f"{self.status_code} {self.code or 'error'}: {self.detail or '(no detail)'}"
@@ -105,7 +110,23 @@ class PreconditionRequiredError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests."""
+    """429: too many requests for this API key; `retry_after` is the server's wait in seconds."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str | None,
+        detail: str | None,
+        request_id: str | None,
+        body: Any,
+        *,
+        response: httpx.Response | None = None,
+    ) -> None:
+        super().__init__(status_code, code, detail, request_id, body, response=response)
+        from ._retry import parse_retry_after  # _retry imports this module
+
+        header = response.headers.get("Retry-After") if response is not None else None
+        self.retry_after: float | None = parse_retry_after(header)
 
 
 class InternalServerError(APIStatusError):

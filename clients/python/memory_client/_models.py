@@ -34,6 +34,13 @@ class MemoryStatus(StrEnum):
     SUPERSEDED = "superseded"
 
 
+class GrantPermission(StrEnum):
+    """What a grant lets another agent do in a namespace; `write` includes `read`."""
+
+    READ = "read"
+    WRITE = "write"
+
+
 # ---- agents and keys -------------------------------------------------------------------------
 
 
@@ -88,6 +95,13 @@ class ApiKeyCreated(ApiKeyPublic):
     key: str
 
 
+class ApiKeysPublic(_Model):
+    """An agent's API keys (without their secrets), with the count."""
+
+    data: list[ApiKeyPublic]
+    count: int
+
+
 class WhoAmI(_Model):
     """The caller as the server sees it."""
 
@@ -125,6 +139,58 @@ class NamespacesPublic(_Model):
 
     data: list[NamespacePublic]
     count: int
+
+
+# ---- sharing: grants and the audit trail ------------------------------------------------------
+
+
+class GrantCreate(_Model):
+    """Body of `POST /v1/namespaces/{namespace_id}/grants`."""
+
+    agent_id: str
+    permission: str
+
+
+class GrantPublic(_Model):
+    """Another agent's access to a namespace: `permission` is "read" or "write"."""
+
+    id: str
+    namespace_id: str
+    agent_id: str
+    permission: str
+    created_at: datetime
+
+
+class GrantsPublic(_Model):
+    """The grants on a namespace, oldest first, with the count."""
+
+    data: list[GrantPublic]
+    count: int
+
+
+class AuditEventPublic(_Model):
+    """One request's access to a namespace by someone other than its owner; never content.
+
+    `agent_id` and `key_id` are None for the admin key; `action` is "read" or "write";
+    `operation` is get, list, search, context, create, update or delete.
+    """
+
+    id: int
+    namespace_id: str
+    agent_id: str | None = None
+    key_id: str | None = None
+    action: str
+    operation: str
+    memory_count: int
+    request_id: str | None = None
+    created_at: datetime
+
+
+class AuditEventsPublic(_Model):
+    """A page of a namespace's audit trail, newest first; `next_cursor` is None on the last."""
+
+    data: list[AuditEventPublic]
+    next_cursor: str | None = None
 
 
 # ---- memories -------------------------------------------------------------------------------
@@ -223,6 +289,44 @@ class MemoryDeleted(_Model):
     deleted_by: str | None = None
 
 
+# ---- ranking --------------------------------------------------------------------------------
+
+
+class RankingWeights(_Model):
+    """How much each score component counts (each >= 0, no need to sum to 1); None: default."""
+
+    dense: float | None = None
+    keyword: float | None = None
+    recency: float | None = None
+    importance: float | None = None
+    frequency: float | None = None
+
+
+class RankingOptions(_Model):
+    """Knobs of the hybrid ranking used by search and context; fields left None keep the defaults.
+
+    `min_relevance` drops candidates whose best of dense and keyword relevance is lower,
+    `diversity` trades score for novelty (0 to 1), `duplicate_similarity` is the similarity at which
+    a candidate counts as a near-duplicate of one already chosen.
+    """
+
+    weights: RankingWeights | None = None
+    recency_half_life_days: float | None = None
+    min_relevance: float | None = None
+    diversity: float | None = None
+    duplicate_similarity: float | None = None
+
+
+class ScoreComponents(_Model):
+    """The parts of a ranking score, each in [0, 1]."""
+
+    dense: float
+    keyword: float
+    recency: float
+    importance: float
+    frequency: float
+
+
 # ---- search ---------------------------------------------------------------------------------
 
 
@@ -241,13 +345,16 @@ class SearchRequest(_Model):
     created_before: datetime | None = None
     include_archived: bool | None = None
     min_similarity: float | None = None
+    ranking: RankingOptions | None = None
 
 
 class SearchHit(_Model):
-    """A search result and its similarity to the query."""
+    """A search result: its fused ranking `score`, the score's `components`, dense `similarity`."""
 
     memory: MemoryPublic
     similarity: float
+    score: float
+    components: ScoreComponents
 
 
 class SearchResponse(_Model):
@@ -271,44 +378,87 @@ class Message(_Model):
     content: str | list[Any] | None = None
 
 
+class TierShares(_Model):
+    """Shares of a context's budget per tier, in order; what one tier leaves flows to the next."""
+
+    thread: float | None = None
+    facts: float | None = None
+    memories: float | None = None
+
+
 class ContextRequest(_Model):
     """Body of `POST /v1/context`."""
 
     query: str
     budget_tokens: int
     model: str | None = None
-    namespaces: list[str] | None = None
+    namespace_ids: list[str] | None = None
     user_id: str | None = None
     thread_id: str | None = None
+    kinds: list[str] | None = None
+    tags: list[str] | None = None
+    statuses: list[str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    include_archived: bool | None = None
+    ranking: RankingOptions | None = None
+    tiers: TierShares | None = None
+    max_thread_messages: int | None = None
+    max_candidates: int | None = None
 
 
 class ContextItem(_Model):
-    """One memory in (or dropped from) a context; its fields are whatever the server sends."""
+    """A memory packed into the context, in `tier` "thread", "facts" or "memories".
 
-    def __getitem__(self, name: str) -> Any:
-        extra = self.model_extra or {}
-        if name in extra:
-            return extra[name]
-        if name in type(self).model_fields:
-            return getattr(self, name)
-        raise KeyError(name)
+    `tokens` is what its line costs; `score` and `components` are None outside the ranked
+    "memories" tier. `provenance` (summaries only) is where its sources can be browsed.
+    """
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """The field `name`, or `default` when the server did not send it."""
-        try:
-            return self[name]
-        except KeyError:
-            return default
+    id: str
+    namespace_id: str
+    kind: str
+    tier: str
+    created_at: datetime
+    tokens: int
+    score: float | None = None
+    components: ScoreComponents | None = None
+    provenance: str | None = None
+
+
+class DroppedItem(_Model):
+    """A candidate left out of the context, and why.
+
+    `reason` is "over_budget", "duplicate" (a near-duplicate of `duplicate_of`),
+    "below_threshold" (under `min_relevance`) or "superseded" (a keyed value replaced since).
+    """
+
+    id: str
+    tier: str
+    reason: str
+    score: float | None = None
+    duplicate_of: str | None = None
 
 
 class ContextResponse(_Model):
-    """A context string packed under the token budget, with what went in and what not."""
+    """A context string packed under the token budget, with what went in and what did not."""
 
     context: str
     tokens_used: int
     budget_tokens: int
-    items: list[ContextItem] = Field(default_factory=list)
-    dropped: list[ContextItem] = Field(default_factory=list)
+    model: str
+    items: list[ContextItem]
+    dropped: list[DroppedItem]
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+class ErrorBody(_Model):
+    """The body of every error response; `errors` lists per-field problems on a 422 only."""
+
+    code: str
+    detail: str
+    errors: list[dict[str, Any]] | None = None
 
 
 # ---- health ---------------------------------------------------------------------------------

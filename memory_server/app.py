@@ -9,7 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from . import __version__
-from .api import agents, context, health, memories, namespaces, search, sharing
+from .api import (
+    agents,
+    context,
+    health,
+    memories,
+    namespaces,
+    search,
+    sharing,
+    summaries,
+    users,
+)
 from .config import Settings
 from .errors import install_error_handlers
 from .runtime import Runtime, build_runtime
@@ -51,6 +61,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         response.headers[REQUEST_ID_HEADER] = rid
         return response
 
-    for module in (health, agents, namespaces, sharing, memories, search, context):
+    routers = (health, agents, namespaces, sharing, memories, search, context, summaries, users)
+    for module in routers:
         app.include_router(module.router)
     return app

@@ -60,6 +60,41 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    summary_model: str | None = Field(
+        default=None,
+        description="litellm model that condenses old memories into summaries; unset: extractive "
+        "summaries picked by the embedding model.",
+    )
+    summary_api_base: str | None = None
+    summary_api_key: str | None = None
+    summary_min_age_hours: float = Field(
+        default=72, ge=0, description="Only memories older than this are condensed."
+    )
+    summary_min_group_size: int = Field(
+        default=4, ge=2, description="Fewest memories one summary condenses."
+    )
+    summary_max_source_tokens: int = Field(
+        default=3000, ge=50, description="Most source tokens one summary condenses."
+    )
+    summary_target_tokens: int = Field(
+        default=300, ge=20, description="Length a summary aims at (and must stay under)."
+    )
+    summary_timeout_seconds: float = Field(
+        default=60, gt=0, description="How long one summary model call may take."
+    )
+    summary_interval_minutes: int = Field(
+        default=0, ge=0, description="How often the summarizer runs on its own; 0 disables it."
+    )
+    summary_lease_seconds: int = Field(
+        default=60,
+        ge=3,
+        description="Lease that lets one process at a time summarize; renewed while it runs, so "
+        "a crashed process blocks others this long at most.",
+    )
+    summary_kinds: list[str] = Field(
+        default=["message", "note"], min_length=1, description="Kinds of memory condensed."
+    )
+
     @field_validator("admin_key")
     @classmethod
     def _admin_key_strong_enough(cls, value: str | None) -> str | None:

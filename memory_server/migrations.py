@@ -208,7 +208,50 @@ def m0003_namespace_audit(op: Operations) -> None:
     op.create_index("ix_namespace_audit_namespace_id", "namespace_audit", ["namespace_id", "id"])
 
 
-MIGRATIONS: list[Migration] = [m0001_initial, m0002_full_text_search, m0003_namespace_audit]
+def m0004_summaries(op: Operations) -> None:
+    """Summaries: their level and time span, provenance links, runs, and single-holder leases."""
+    op.add_column("memory", sa.Column("level", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("memory", _ts("covers_from", nullable=True))
+    op.add_column("memory", _ts("covers_to", nullable=True))
+    op.create_table(
+        "memory_link",
+        sa.Column("summary_id", sa.String(40), primary_key=True),
+        sa.Column("source_id", sa.String(40), primary_key=True),
+    )
+    op.create_index("ix_memory_link_source_id", "memory_link", ["source_id"])
+    op.create_table(
+        "summary_run",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("namespace_id", sa.String(40)),
+        sa.Column("status", sa.String(16), nullable=False),
+        _ts("started_at"),
+        _ts("finished_at", nullable=True),
+        sa.Column("dry_run", sa.Boolean(), nullable=False),
+        sa.Column("groups", sa.Integer(), nullable=False),
+        sa.Column("sources", sa.Integer(), nullable=False),
+        sa.Column("tokens_before", sa.Integer(), nullable=False),
+        sa.Column("tokens_after", sa.Integer(), nullable=False),
+        sa.Column("prompt_tokens", sa.Integer(), nullable=False),
+        sa.Column("completion_tokens", sa.Integer(), nullable=False),
+        sa.Column("cost", sa.Float(), nullable=False),
+        sa.Column("failures", sa.JSON(), nullable=False),
+        sa.Column("triggered_by", sa.String(40)),
+    )
+    op.create_index("ix_summary_run_namespace_id", "summary_run", ["namespace_id"])
+    op.create_table(
+        "job_lease",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("holder", sa.String(64), nullable=False),
+        _ts("expires_at"),
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    m0001_initial,
+    m0002_full_text_search,
+    m0003_namespace_audit,
+    m0004_summaries,
+]
 
 _migration_table = sa.Table(
     "schema_migration",

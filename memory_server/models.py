@@ -112,6 +112,9 @@ class Memory(SQLModel, table=True):
     status: str = Field(default="active", max_length=16)
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     superseded_by: str | None = Field(default=None, max_length=40)
+    level: int = 0  # 0 for an original entry; 1 + the highest of its sources' for a summary
+    covers_from: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    covers_to: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
 class MemoryTag(SQLModel, table=True):
@@ -170,3 +173,46 @@ class NamespaceAudit(SQLModel, table=True):
     memory_count: int = 0
     request_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class MemoryLink(SQLModel, table=True):
+    """Provenance: summary `summary_id` was condensed from memory `source_id`."""
+
+    __tablename__ = "memory_link"
+
+    summary_id: str = Field(primary_key=True, max_length=40)
+    source_id: str = Field(primary_key=True, index=True, max_length=40)
+
+
+class SummaryRun(SQLModel, table=True):
+    """One run of the summarizer: what it condensed (or, dry, would condense), and at what cost."""
+
+    __tablename__ = "summary_run"
+
+    id: str = Field(primary_key=True, max_length=40)
+    namespace_id: str | None = Field(default=None, index=True, max_length=40)
+    status: str = Field(max_length=16)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    dry_run: bool = False
+    groups: int = 0
+    sources: int = 0
+    tokens_before: int = 0
+    tokens_after: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    failures: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    triggered_by: str | None = Field(default=None, max_length=40)
+
+
+class JobLease(SQLModel, table=True):
+    """Who runs job `name` until `expires_at`: one holder at a time across server processes."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -37,11 +37,12 @@ class RankingOptions(BaseModel):
 
     weights: RankingWeights = Field(default_factory=RankingWeights)
     recency_half_life_days: float = Field(default=30.0, gt=0)
-    min_relevance: float = Field(
-        default=0.12,
+    min_relevance: float | None = Field(
+        default=None,
         ge=0,
         le=1,
-        description="Candidates whose best of dense and keyword relevance is lower are dropped.",
+        description="Candidates whose best of dense and keyword relevance is lower are dropped. "
+        "Default: 0 for search (rank everything), 0.12 for context (keep noise out of prompts).",
     )
     diversity: float = Field(
         default=0.25,
@@ -135,7 +136,7 @@ def rank(
     rejected: list[Rejected] = []
     pool: list[Ranked] = []
     for item in score_candidates(candidates, options, now):
-        if max(item.components.dense, item.components.keyword) < options.min_relevance:
+        if max(item.components.dense, item.components.keyword) < (options.min_relevance or 0.0):
             rejected.append(Rejected(item.memory, "below_threshold", item.score))
         else:
             pool.append(item)

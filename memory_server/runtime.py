@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from summarizer.runner import Summarizer
+
 from .auth import ensure_admin_key
 from .config import Settings
 from .db import Database
@@ -53,10 +55,11 @@ class Runtime:
     sharing: SharingService
     audit: AuditService
     rate_limiter: RateLimiter
+    summarizer: Summarizer
     scheduler: BackgroundScheduler | None = None
 
     def start_jobs(self) -> None:
-        """Start the background work: the expiry purge schedule and access bookkeeping."""
+        """Start the background work: expiry purge, summaries (if scheduled), access bookkeeping."""
         self.recorder.start()
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
@@ -67,6 +70,15 @@ class Runtime:
             max_instances=1,
             coalesce=True,
         )
+        if self.settings.summary_interval_minutes > 0:
+            scheduler.add_job(
+                self.summarizer.run_scheduled,
+                "interval",
+                minutes=self.settings.summary_interval_minutes,
+                id="summarize",
+                max_instances=1,
+                coalesce=True,
+            )
         scheduler.start()
         self.scheduler = scheduler
 
@@ -121,6 +133,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
     queries = QueryEmbedder(embedder)
     recorder = AccessRecorder(db)
     retriever = Retriever(db, vectors, queries)
+    memories = MemoryService(db, vectors, embedder, settings)
     return Runtime(
         settings=settings,
         db=db,
@@ -128,7 +141,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         embedder=embedder,
         vectors=vectors,
         index=index,
-        memories=MemoryService(db, vectors, embedder, settings),
+        memories=memories,
         agents=AgentService(db),
         namespaces=NamespaceService(db),
         idempotency=IdempotencyService(db),
@@ -139,6 +152,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         sharing=SharingService(db),
         audit=AuditService(db),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        summarizer=Summarizer(db, memories, embedder, settings),
     )
 
 

@@ -232,6 +232,15 @@ class MemoryPublic(BaseModel):
     status: str
     expires_at: datetime | None
     superseded_by: str | None
+    level: int = Field(
+        default=0, description="0 for an original entry; 1 + its sources' for a summary."
+    )
+    covers_from: datetime | None = Field(
+        default=None, description="A summary's first source's time; null for other memories."
+    )
+    covers_to: datetime | None = Field(
+        default=None, description="A summary's last source's time; null for other memories."
+    )
 
 
 class MemoriesPublic(BaseModel):
@@ -264,6 +273,18 @@ class MemoryDeleted(BaseModel):
     namespace_id: str
     deleted_at: datetime
     deleted_by: str | None
+    also_deleted: list[str] = Field(
+        default_factory=list,
+        description="Summaries condensed from this memory, deleted with it.",
+    )
+
+
+class UserForgotten(BaseModel):
+    user_id: str
+    namespace_id: str
+    deleted: list[str] = Field(
+        description="Every memory deleted: the user's own, and summaries condensed from them."
+    )
 
 
 # ---- search ---------------------------------------------------------------------------------
@@ -298,7 +319,7 @@ class SearchRequest(MemoryFilters):
         default=None, ge=-1.0, le=1.0, description="Drop results whose dense similarity is lower."
     )
     ranking: RankingOptions = Field(
-        default_factory=lambda: RankingOptions(min_relevance=0.0),
+        default_factory=RankingOptions,
         description="Weights and knobs of the hybrid ranking (see POST /v1/context).",
     )
 
@@ -444,4 +465,64 @@ class AuditEventsPublic(BaseModel):
     data: list[AuditEventPublic]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next (older) page; null at the end."
+    )
+
+
+# ---- summaries ------------------------------------------------------------------------------
+
+
+class SummaryRunRequest(StrictModel):
+    namespace_id: str | None = Field(
+        default=None,
+        description="The namespace to condense; every namespace (admin only) if omitted.",
+    )
+    dry_run: bool = Field(
+        default=False, description="Report the groups it would condense; write nothing."
+    )
+
+
+class SummaryGroupPlan(BaseModel):
+    namespace_id: str
+    user_id: str | None
+    thread_id: str | None
+    source_ids: list[str]
+    source_tokens: int
+
+
+class SummaryFailure(BaseModel):
+    source_ids: list[str]
+    reason: str
+
+
+class SummaryRunPublic(BaseModel):
+    id: str
+    namespace_id: str | None
+    status: str = Field(description="running, completed or abandoned (the process died mid-run)")
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None
+    groups: int = Field(description="Groups condensed (dry run: that would be condensed).")
+    sources: int = Field(description="Memories archived into summaries (dry run: that would be).")
+    tokens_before: int
+    tokens_after: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float = Field(description="USD, as litellm prices the model; 0 when it cannot.")
+    failures: list[SummaryFailure]
+    triggered_by: str | None
+    summary_ids: list[str] = Field(
+        default_factory=list, description="Summaries this request stored (not kept for GET)."
+    )
+    plan: list[SummaryGroupPlan] = Field(
+        default_factory=list, description="Dry run only: the groups that would be condensed."
+    )
+
+
+class ProvenancePublic(BaseModel):
+    memory: MemoryPublic
+    sources: list[ProvenancePublic] = Field(
+        description="What this summary was condensed from (empty for an original entry)."
+    )
+    hidden_sources: int = Field(
+        default=0, description="Sources the caller may not read, left out of `sources`."
     )

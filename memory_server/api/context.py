@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from ..schemas import ContextRequest, ContextResponse
 from .deps import AuditDep, PrincipalDep, RuntimeDep, error_responses
 
-router = APIRouter(prefix="/v1", tags=["context"], responses=error_responses(503))
+router = APIRouter(prefix="/v1", tags=["context"], responses=error_responses(404, 503))
 
 
 @router.post("/context", response_model=ContextResponse)

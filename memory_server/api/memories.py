@@ -22,8 +22,9 @@ from ..schemas import (
     MemoryStatus,
     MemoryUpdate,
     MemoryWriteResult,
+    ProvenancePublic,
 )
-from ..services.memories import WriteOutcome
+from ..services.memories import ProvenanceNode, WriteOutcome
 from .deps import AuditDep, IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
 
 router = APIRouter(
@@ -185,12 +186,39 @@ def update_memory(
 def delete_memory(
     memory_id: str, runtime: RuntimeDep, principal: PrincipalDep, audit: AuditDep
 ) -> MemoryDeleted:
-    """Delete a memory's content from SQL and the index for good; the deletion itself is kept."""
-    tombstone = runtime.memories.delete(principal, memory_id)
+    """Delete a memory's content from SQL and the index for good; the deletion itself is kept.
+
+    Summaries condensed from it are deleted too, and listed in `also_deleted`.
+    """
+    outcome = runtime.memories.delete(principal, memory_id)
+    tombstone = outcome.tombstone
     audit.wrote("delete", [tombstone.namespace_id])
     return MemoryDeleted(
         id=tombstone.memory_id,
         namespace_id=tombstone.namespace_id,
         deleted_at=tombstone.deleted_at,
         deleted_by=tombstone.deleted_by_agent_id,
+        also_deleted=outcome.also_deleted,
     )
+
+
+def _provenance_public(node: ProvenanceNode) -> ProvenancePublic:
+    return ProvenancePublic(
+        memory=memory_public(node.memory),
+        sources=[_provenance_public(child) for child in node.sources],
+        hidden_sources=node.hidden_sources,
+    )
+
+
+def _tree_namespaces(node: ProvenanceNode) -> list[str]:
+    return [node.memory.namespace_id, *(n for c in node.sources for n in _tree_namespaces(c))]
+
+
+@router.get("/{memory_id}/provenance", response_model=ProvenancePublic)
+def get_provenance(
+    memory_id: str, runtime: RuntimeDep, principal: PrincipalDep, audit: AuditDep
+) -> ProvenancePublic:
+    """A summary and the tree of entries it was condensed from, down to the originals."""
+    tree = runtime.memories.provenance(principal, memory_id)
+    audit.read("provenance", _tree_namespaces(tree))
+    return _provenance_public(tree)

@@ -37,6 +37,7 @@ from .search import requested_statuses
 from .usage import AccessRecorder
 
 MAX_FACTS = 100
+CONTEXT_MIN_RELEVANCE = 0.12  # below this a candidate is noise in a prompt
 MAX_DROPPED_REPORTED = 100
 TITLES = {
     "thread": "## Recent conversation",
@@ -178,7 +179,10 @@ class ContextService:
                 )
                 continue
             candidates.append(candidate)
-        ranked, rejected = rank(candidates, request.ranking, utcnow())
+        options = request.ranking
+        if options.min_relevance is None:
+            options = options.model_copy(update={"min_relevance": CONTEXT_MIN_RELEVANCE})
+        ranked, rejected = rank(candidates, options, utcnow())
         dropped += [
             DroppedItem(
                 id=r.memory.id,

@@ -37,7 +37,7 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..filters import memory_conditions
-from ..models import Agent, Memory, MemoryDeletion, MemoryTag, new_id, utcnow
+from ..models import Agent, Memory, MemoryDeletion, MemoryLink, MemoryTag, new_id, utcnow
 from ..schemas import (
     MemoryCreate,
     MemoryFilters,
@@ -65,6 +65,29 @@ class WriteOutcome:
     memory: Memory
     created: bool
     superseded_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    tombstone: MemoryDeletion
+    also_deleted: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SummaryDraft:
+    """A summary ready to store: its text and embedding, and its sources at the versions read."""
+
+    content: str
+    embedding: list[float]
+    source_versions: dict[str, int]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProvenanceNode:
+    memory: Memory
+    sources: list[ProvenanceNode]
+    hidden_sources: int = 0
 
 
 @dataclass(frozen=True)
@@ -426,13 +449,185 @@ class MemoryService:
             values["expires_at"] = change.expires_at
         return values
 
-    def delete(self, principal: Principal, memory_id: str) -> MemoryDeletion:
-        """Remove a memory's content from SQL and the index for good; keep that it was deleted."""
+    def delete(self, principal: Principal, memory_id: str) -> DeleteOutcome:
+        """Remove a memory's content from SQL and the index for good; keep that it was deleted.
+
+        Summaries condensed from it (and summaries of those) are deleted with it, since they may
+        repeat its content; `also_deleted` lists them.
+        """
         with self._indexed_transaction() as (session, ops):
             memory = authorize_memory(session, principal, memory_id, Action.WRITE)
-            tombstone = self._delete_rows(session, [memory], principal.agent_id)[0]
-            ops.deletes.append(memory_id)
-        return tombstone
+            derived = self._derived_summaries(session, [memory_id])
+            tombstones = self._delete_rows(session, [memory, *derived], principal.agent_id)
+            ops.deletes.extend(t.memory_id for t in tombstones)
+        return DeleteOutcome(tombstones[0], [m.id for m in derived])
+
+    def forget_user(
+        self, principal: Principal, namespace_id: str, user_id: str
+    ) -> list[MemoryDeletion]:
+        """Delete every memory about `user_id` in a namespace, in any status, with its summaries."""
+        with self._indexed_transaction() as (session, ops):
+            authorize_namespace(session, principal, namespace_id, Action.WRITE)
+            memories = list(
+                session.exec(
+                    select(Memory).where(
+                        col(Memory.namespace_id) == namespace_id, col(Memory.user_id) == user_id
+                    )
+                ).all()
+            )
+            known = {m.id for m in memories}
+            derived = self._derived_summaries(session, list(known))
+            memories += [m for m in derived if m.id not in known]
+            tombstones = self._delete_rows(session, memories, principal.agent_id)
+            ops.deletes.extend(t.memory_id for t in tombstones)
+        return tombstones
+
+    def _derived_summaries(self, session: Session, ids: Sequence[str]) -> list[Memory]:
+        """Every summary built, directly or through other summaries, from the memories `ids`."""
+        seen: set[str] = set(ids)
+        found: list[str] = []
+        frontier = list(ids)
+        while frontier:
+            parents = session.exec(
+                select(MemoryLink.summary_id).where(col(MemoryLink.source_id).in_(frontier))
+            ).all()
+            frontier = [p for p in dict.fromkeys(parents) if p not in seen]
+            seen.update(frontier)
+            found.extend(frontier)
+        if not found:
+            return []
+        return list(session.exec(select(Memory).where(col(Memory.id).in_(found))).all())
+
+    # ---- summaries ---------------------------------------------------------------------------
+
+    def store_summary(self, draft: SummaryDraft) -> Memory:
+        """Store a summary, link it to its sources and archive them, all in one transaction.
+
+        Raises Conflict, storing nothing, when any source is gone, no longer active, or changed
+        since it was read (`draft.source_versions`), or when an identical summary is already
+        active in the same scope: the group is then left for a later run.
+        """
+        now = utcnow()
+        ids = list(draft.source_versions)
+        try:
+            with self._indexed_transaction() as (session, ops):
+                sources = session.exec(select(Memory).where(col(Memory.id).in_(ids))).all()
+                if len(sources) != len(ids) or any(
+                    m.status != MemoryStatus.ACTIVE or m.version != draft.source_versions[m.id]
+                    for m in sources
+                ):
+                    raise _SourcesChanged
+                if len({(m.namespace_id, m.user_id, m.thread_id) for m in sources}) != 1:
+                    raise InvalidRequest(
+                        "A summary's sources must share one namespace, user and thread.",
+                        code="mixed_scopes",
+                    )
+                first = min(sources, key=lambda m: m.created_at)
+                tags = list(dict.fromkeys(t for m in sources for t in m.tags))[:32]
+                summary = Memory(
+                    id=new_id("mem"),
+                    namespace_id=first.namespace_id,
+                    user_id=first.user_id,
+                    thread_id=first.thread_id,
+                    kind="summary",
+                    content=draft.content,
+                    meta=draft.metadata,
+                    tags=tags,
+                    importance=max(m.importance for m in sources),
+                    created_at=max(m.covers_to or m.created_at for m in sources),
+                    updated_at=now,
+                    token_count=count_tokens(draft.content, self._settings.default_token_model),
+                    content_hash=content_hash(draft.content),
+                    level=1 + max(m.level for m in sources),
+                    covers_from=min(m.covers_from or m.created_at for m in sources),
+                    covers_to=max(m.covers_to or m.created_at for m in sources),
+                )
+                # Archive first: a summary may repeat a source summary word for word, and only
+                # one active copy of a text may exist per scope.
+                archived = session.exec(
+                    update(Memory)
+                    .where(
+                        col(Memory.id).in_(ids),
+                        col(Memory.status) == MemoryStatus.ACTIVE,
+                        or_(
+                            *(
+                                and_(col(Memory.id) == i, col(Memory.version) == v)
+                                for i, v in draft.source_versions.items()
+                            )
+                        ),
+                    )
+                    .values(
+                        status=MemoryStatus.ARCHIVED.value,
+                        version=col(Memory.version) + 1,
+                        updated_at=now,
+                    )
+                )
+                if archived.rowcount != len(ids):
+                    raise _SourcesChanged
+                session.add(summary)
+                session.add_all(MemoryTag(memory_id=summary.id, tag=t) for t in tags)
+                session.add_all(MemoryLink(summary_id=summary.id, source_id=i) for i in ids)
+                session.flush()
+                for source in sources:
+                    session.refresh(source)
+                    ops.metadata_updates.append((source.id, vector_metadata(source)))
+                ops.upserts.append(vector_record(summary, draft.embedding))
+        except _SourcesChanged:
+            raise Conflict(
+                "A source changed or was deleted since it was read.", code="sources_changed"
+            ) from None
+        except IntegrityError:
+            raise Conflict(
+                "An identical summary is already active in this scope.", code="duplicate_summary"
+            ) from None
+        return summary
+
+    def summary_sources(self, summary_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The direct sources of each summary in `summary_ids` (for context to de-duplicate)."""
+        if not summary_ids:
+            return {}
+        with self._db.read() as session:
+            rows = session.exec(
+                select(MemoryLink).where(col(MemoryLink.summary_id).in_(list(summary_ids)))
+            ).all()
+        sources: dict[str, list[str]] = {}
+        for link in rows:
+            sources.setdefault(link.summary_id, []).append(link.source_id)
+        return sources
+
+    def provenance(self, principal: Principal, memory_id: str) -> ProvenanceNode:
+        """A memory and, for a summary, the tree of entries it was condensed from.
+
+        Only what the caller may read is shown; anything else is counted in `hidden_sources`.
+        """
+        with self._db.read() as session:
+            root = authorize_memory(session, principal, memory_id, Action.READ)
+            readable = set(scope_namespace_ids(session, principal, None))
+            links: dict[str, list[str]] = {}
+            frontier = [root.id]
+            memories: dict[str, Memory] = {root.id: root}
+            while frontier:
+                rows = session.exec(
+                    select(MemoryLink).where(col(MemoryLink.summary_id).in_(frontier))
+                ).all()
+                for link in rows:
+                    links.setdefault(link.summary_id, []).append(link.source_id)
+                wanted = [r.source_id for r in rows if r.source_id not in memories]
+                found = session.exec(select(Memory).where(col(Memory.id).in_(wanted))).all()
+                memories.update((m.id, m) for m in found)
+                frontier = [m.id for m in found if m.kind == "summary"]
+
+        def node(memory: Memory) -> ProvenanceNode:
+            children = [memories[i] for i in links.get(memory.id, []) if i in memories]
+            visible = sorted(
+                (c for c in children if c.namespace_id in readable),
+                key=lambda m: (m.created_at, m.id),
+            )
+            return ProvenanceNode(
+                memory, [node(c) for c in visible], len(links.get(memory.id, [])) - len(visible)
+            )
+
+        return node(root)
 
     def purge_expired(self, batch: int = 500) -> int:
         """Delete every memory whose `expires_at` has passed; return how many."""
@@ -444,8 +639,10 @@ class MemoryService:
                     .where(col(Memory.expires_at).is_not(None), col(Memory.expires_at) <= utcnow())
                     .limit(batch)
                 ).all()
-                self._delete_rows(session, expired, None)
-                ops.deletes.extend(m.id for m in expired)
+                derived = self._derived_summaries(session, [m.id for m in expired])
+                derived = [m for m in derived if m not in expired]
+                self._delete_rows(session, [*expired, *derived], None)
+                ops.deletes.extend(m.id for m in [*expired, *derived])
             purged += len(expired)
             if len(expired) < batch:
                 return purged
@@ -458,6 +655,11 @@ class MemoryService:
         if not ids:
             return []
         session.exec(delete(MemoryTag).where(col(MemoryTag.memory_id).in_(ids)))
+        session.exec(
+            delete(MemoryLink).where(
+                or_(col(MemoryLink.summary_id).in_(ids), col(MemoryLink.source_id).in_(ids))
+            )
+        )
         session.exec(delete(Memory).where(col(Memory.id).in_(ids)))
         tombstones = [
             MemoryDeletion(
@@ -471,6 +673,10 @@ class MemoryService:
         ]
         session.add_all(tombstones)
         return tombstones
+
+
+class _SourcesChanged(Exception):
+    """A summary's source changed between reading and archiving it; the transaction rolls back."""
 
 
 @dataclass

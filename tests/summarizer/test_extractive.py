@@ -1,0 +1,142 @@
+"""The summarizer without a model: extractive summaries picked by the real embedding model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.summarizer.conftest import run, write_thread
+
+
+def test_old_thread_is_condensed_into_a_traceable_summary(make_agent) -> None:
+    agent = make_agent()
+    sources = write_thread(agent.client, "offsite")
+    recent = write_thread(
+        agent.client,
+        "today",
+        start=datetime.now(UTC) - timedelta(hours=1),
+        turns=[("user", "Remind me to water the plants.")] * 4,
+    )
+    too_few = write_thread(agent.client, "short", turns=[("user", "Call me Ana, please.")] * 2)
+
+    report = run(agent.client, agent.namespace_id)
+    assert report["status"] == "completed" and report["failures"] == []
+    assert (report["groups"], report["sources"]) == (1, len(sources))
+    assert 0 < report["tokens_after"] < report["tokens_before"]
+    [summary_id] = report["summary_ids"]
+
+    summary = agent.client.get(f"/v1/memories/{summary_id}").json()
+    assert summary["kind"] == "summary" and summary["level"] == 1
+    assert (summary["user_id"], summary["thread_id"]) == ("ana", "offsite")
+    assert summary["covers_from"] == sources[0]["created_at"]
+    assert summary["covers_to"] == sources[-1]["created_at"]
+    assert summary["metadata"]["summarizer"] == "extractive"
+    lines = summary["content"].splitlines()
+    assert len(lines) >= 2 and all(line.startswith("- 2025-03-01 ") for line in lines)
+    said = " ".join(s["content"] for s in sources)
+    assert all(line.split(":", 1)[1].strip() in said for line in lines)  # extracted verbatim
+
+    for source in sources:
+        archived = agent.client.get(f"/v1/memories/{source['id']}").json()
+        assert (archived["status"], archived["version"]) == ("archived", 2)
+    for untouched in recent + too_few:
+        assert agent.client.get(f"/v1/memories/{untouched['id']}").json()["status"] == "active"
+
+    tree = agent.client.get(f"/v1/memories/{summary_id}/provenance").json()
+    assert tree["memory"]["id"] == summary_id and tree["hidden_sources"] == 0
+    assert [node["memory"]["id"] for node in tree["sources"]] == [s["id"] for s in sources]
+    assert all(node["sources"] == [] for node in tree["sources"])
+
+    recorded = agent.client.get(f"/v1/summaries/runs/{report['id']}").json()
+    assert (recorded["groups"], recorded["tokens_after"]) == (1, report["tokens_after"])
+
+    query = {"query": "hotel budget per night near the river", "k": 20}
+    served = {
+        h["memory"]["id"] for h in agent.client.post("/v1/search", json=query).json()["results"]
+    }
+    assert summary_id in served and not served & {s["id"] for s in sources}
+    query["include_archived"] = True
+    served = {
+        h["memory"]["id"] for h in agent.client.post("/v1/search", json=query).json()["results"]
+    }
+    assert served & {s["id"] for s in sources}
+
+    context = agent.client.post(
+        "/v1/context", json={"query": "offsite plans", "budget_tokens": 2000}
+    ).json()
+    assert not {item["id"] for item in context["items"]} & {s["id"] for s in sources}
+
+    again = run(agent.client, agent.namespace_id)
+    assert (again["groups"], again["sources"], again["summary_ids"]) == (0, 0, [])
+
+
+def test_dry_run_lists_groups_and_writes_nothing(make_agent) -> None:
+    agent = make_agent()
+    sources = write_thread(agent.client, "offsite")
+
+    preview = run(agent.client, agent.namespace_id, dry_run=True)
+    assert preview["dry_run"] is True and preview["summary_ids"] == []
+    [group] = preview["plan"]
+    assert group["source_ids"] == [s["id"] for s in sources]
+    assert group["source_tokens"] == sum(s["token_count"] for s in sources)
+    assert (group["user_id"], group["thread_id"]) == ("ana", "offsite")
+
+    listed = agent.client.get("/v1/memories", params={"status": ["active", "archived"]}).json()
+    assert {m["status"] for m in listed["data"]} == {"active"}
+    assert not [m for m in listed["data"] if m["kind"] == "summary"]
+    assert agent.client.get(f"/v1/summaries/runs/{preview['id']}").status_code == 404
+
+
+def test_strangers_cannot_run_or_see_runs_and_provenance(make_agent) -> None:
+    owner, stranger, reader = make_agent(), make_agent(), make_agent()
+    write_thread(owner.client, "offsite")
+    grant = {"agent_id": reader.id, "permission": "read"}
+    assert (
+        owner.client.post(f"/v1/namespaces/{owner.namespace_id}/grants", json=grant).status_code
+        == 201
+    )
+    body = {"namespace_id": owner.namespace_id}
+    assert stranger.client.post("/v1/summaries/run", json=body).status_code == 404
+    assert reader.client.post("/v1/summaries/run", json=body).status_code == 403
+    assert stranger.client.post("/v1/summaries/run", json={}).status_code == 422
+
+    report = run(owner.client, owner.namespace_id)
+    [summary_id] = report["summary_ids"]
+    for path in (f"/v1/summaries/runs/{report['id']}", f"/v1/memories/{summary_id}/provenance"):
+        missing = path.replace(report["id"], "run_missing").replace(summary_id, "mem_missing")
+        hidden = stranger.client.get(path)
+        assert hidden.status_code == 404, path
+        assert stranger.client.get(missing).json()["code"] == hidden.json()["code"]
+        assert reader.client.get(path).status_code == 200, path
+
+
+def test_deleting_a_source_deletes_the_summaries_built_on_it(make_agent, admin) -> None:
+    agent = make_agent()
+    sources = write_thread(agent.client, "offsite")
+    [summary_id] = run(agent.client, agent.namespace_id)["summary_ids"]
+
+    deleted = agent.client.delete(f"/v1/memories/{sources[2]['id']}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["also_deleted"] == [summary_id]
+    assert agent.client.get(f"/v1/memories/{summary_id}").status_code == 404
+    assert agent.client.get(f"/v1/memories/{sources[3]['id']}").json()["status"] == "archived"
+    hits = agent.client.post(
+        "/v1/search", json={"query": "hotel budget", "k": 20, "include_archived": True}
+    ).json()["results"]
+    assert summary_id not in {h["memory"]["id"] for h in hits}
+    plain = agent.client.delete(f"/v1/memories/{sources[3]['id']}").json()
+    assert plain["also_deleted"] == []
+
+
+def test_forgetting_a_user_deletes_their_memories_and_summaries(make_agent) -> None:
+    agent, stranger = make_agent(), make_agent()
+    sources = write_thread(agent.client, "offsite", user_id="ana")
+    kept = write_thread(agent.client, "offsite", user_id="ben", turns=[("user", "Hi there!")])
+    [summary_id] = run(agent.client, agent.namespace_id)["summary_ids"]
+    path, params = "/v1/users/ana/memories", {"namespace_id": agent.namespace_id}
+    assert stranger.client.delete(path, params=params).status_code == 404
+
+    forgotten = agent.client.delete(path, params=params)
+    assert forgotten.status_code == 200, forgotten.text
+    assert set(forgotten.json()["deleted"]) == {summary_id, *(s["id"] for s in sources)}
+    listed = agent.client.get("/v1/memories", params={"status": ["active", "archived"]}).json()
+    assert [m["id"] for m in listed["data"]] == [kept[0]["id"]]

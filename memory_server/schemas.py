@@ -388,7 +388,10 @@ class ContextItem(BaseModel):
 class DroppedItem(BaseModel):
     id: str
     tier: str
-    reason: str = Field(description="over_budget, duplicate, below_threshold or superseded")
+    reason: str = Field(
+        description="over_budget, duplicate, below_threshold, superseded, summarized (a kept "
+        "summary stands for it) or expanded (its sources are used instead)"
+    )
     score: float | None = None
     duplicate_of: str | None = None
 

@@ -8,7 +8,7 @@ the budget on the final string.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import or_
@@ -70,11 +70,13 @@ class ContextService:
         retriever: Retriever,
         recorder: AccessRecorder,
         settings: Settings,
+        summary_sources: Callable[[Sequence[str]], dict[str, list[str]]],
     ):
         self._db = db
         self._retriever = retriever
         self._recorder = recorder
         self._settings = settings
+        self._summary_sources = summary_sources
 
     def build(self, principal: Principal, request: ContextRequest) -> ContextResponse:
         """Pack the context for `request`; `tokens_used` never exceeds `budget_tokens`."""
@@ -183,6 +185,8 @@ class ContextService:
         if options.min_relevance is None:
             options = options.model_copy(update={"min_relevance": CONTEXT_MIN_RELEVANCE})
         ranked, rejected = rank(candidates, options, utcnow())
+        ranked, covered = self._one_of_summary_or_sources(ranked)
+        dropped += covered
         dropped += [
             DroppedItem(
                 id=r.memory.id,
@@ -194,6 +198,48 @@ class ContextService:
             for r in rejected
         ]
         return ranked, dropped
+
+
+    def _one_of_summary_or_sources(
+        self, ranked: list[Ranked]
+    ) -> tuple[list[Ranked], list[DroppedItem]]:
+        """A summary and its own sources never both take budget: whichever ranks first wins.
+
+        A summary ranked above its sources stands for them (they are dropped as `summarized`);
+        sources ranked above their summary are used instead of it (it is dropped as `expanded`).
+        """
+        summaries = [r.memory.id for r in ranked if r.memory.kind == "summary"]
+        sources = self._summary_sources(summaries) if summaries else {}
+        if not sources:
+            return ranked, []
+        kept: list[Ranked] = []
+        kept_ids: set[str] = set()
+        covered_by: dict[str, str] = {}
+        dropped: list[DroppedItem] = []
+        for item in ranked:
+            memory_id = item.memory.id
+            if memory_id in covered_by:
+                dropped.append(_dropped(item, "summarized", covered_by[memory_id]))
+                continue
+            own_sources = sources.get(memory_id, [])
+            used = next((s for s in own_sources if s in kept_ids), None)
+            if used is not None:
+                dropped.append(_dropped(item, "expanded", used))
+                continue
+            kept.append(item)
+            kept_ids.add(memory_id)
+            covered_by.update({source: memory_id for source in own_sources})
+        return kept, dropped
+
+
+def _dropped(item: Ranked, reason: str, other: str) -> DroppedItem:
+    return DroppedItem(
+        id=item.memory.id,
+        tier="memories",
+        reason=reason,
+        score=round(item.score, 6),
+        duplicate_of=other,
+    )
 
 
 def _lines(memories: Sequence[Memory]) -> list[Line]:

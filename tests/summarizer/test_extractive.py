@@ -140,3 +140,39 @@ def test_forgetting_a_user_deletes_their_memories_and_summaries(make_agent) -> N
     assert set(forgotten.json()["deleted"]) == {summary_id, *(s["id"] for s in sources)}
     listed = agent.client.get("/v1/memories", params={"status": ["active", "archived"]}).json()
     assert [m["id"] for m in listed["data"]] == [kept[0]["id"]]
+
+
+def test_context_never_spends_budget_on_a_summary_and_its_own_sources(make_agent) -> None:
+    agent = make_agent()
+    sources = write_thread(agent.client, "offsite")
+    [summary_id] = run(agent.client, agent.namespace_id)["summary_ids"]
+    source_ids = {s["id"] for s in sources}
+
+    body = agent.client.post(
+        "/v1/context",
+        json={
+            "query": "hotel budget per night near the river",
+            "budget_tokens": 2000,
+            "include_archived": True,
+            "ranking": {"min_relevance": 0},
+        },
+    ).json()
+    kept = {item["id"] for item in body["items"]}
+    assert kept & ({summary_id} | source_ids)  # the material is served, once
+    assert not (summary_id in kept and kept & source_ids)
+    dropped = {d["id"]: d for d in body["dropped"]}
+    if summary_id in kept:
+        assert all(dropped[s]["reason"] == "summarized" for s in source_ids)
+        assert all(dropped[s]["duplicate_of"] == summary_id for s in source_ids)
+        item = next(i for i in body["items"] if i["id"] == summary_id)
+        assert item["provenance"] == f"/v1/memories/{summary_id}/provenance"
+    else:
+        assert dropped[summary_id]["reason"] == "expanded"
+        assert dropped[summary_id]["duplicate_of"] in kept
+
+    default = agent.client.post(
+        "/v1/context",
+        json={"query": "hotel budget per night near the river", "budget_tokens": 2000},
+    ).json()
+    served = {item["id"] for item in default["items"]}
+    assert summary_id in served and not served & source_ids  # archived sources stay out

@@ -36,13 +36,17 @@ from memory_client import (
     PermissionDeniedError,
     PreconditionFailedError,
     PreconditionRequiredError,
+    ProvenancePublic,
     RankingOptions,
     RankingWeights,
     RateLimitError,
     Role,
     ScoreComponents,
+    SummaryGroupPlan,
+    SummaryRunPublic,
     TierShares,
     UnprocessableEntityError,
+    UserForgotten,
 )
 
 from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
@@ -436,6 +440,83 @@ def test_sharing_grants_and_the_audit_trail(server: Any, sdk: Sdk, make_agent: A
     assert again.value.code == "grant_not_found"
     with pytest.raises(NotFoundError):
         bob.list_audit_events(team.id)
+
+
+def test_summaries_provenance_and_forgetting(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    agent = make_agent()
+    client = sdk(server.url, agent.key)
+    long_ago = datetime.now(UTC) - timedelta(days=10)  # the server summarizes after 72 hours
+    written = client.create_memories(
+        [
+            MemoryCreate(
+                content=" ".join(
+                    f"On day {i} of planning the Porto trip, item {j} of the list was settled."
+                    for j in range(6)
+                ),
+                kind="message",
+                role="user",
+                user_id="ana",
+                thread_id="porto",
+                created_at=long_ago + timedelta(minutes=i),
+            )
+            for i in range(6)
+        ]
+    )
+    source_ids = [r.memory.id for r in written.results]
+    bystander = client.create_memory("Bruno likes trains.", user_id="bruno").memory
+
+    preview = client.run_summaries(agent.namespace_id, dry_run=True, idempotency_key="preview")
+    assert isinstance(preview, SummaryRunPublic)
+    assert (preview.dry_run, preview.groups, preview.sources) == (True, 1, 6)
+    (group,) = preview.plan
+    assert isinstance(group, SummaryGroupPlan)
+    assert (group.user_id, group.thread_id, sorted(group.source_ids)) == (
+        "ana",
+        "porto",
+        sorted(source_ids),
+    )
+    assert preview.summary_ids == []
+    replay = client.run_summaries(agent.namespace_id, dry_run=True, idempotency_key="preview")
+    assert replay.id == preview.id
+    assert client.list_memories(kinds="summary").data == []
+    assert {m.status for m in client.iter_memories(thread_id="porto")} == {"active"}
+
+    run = client.run_summaries(agent.namespace_id)
+    assert (run.status, run.dry_run, run.groups, run.sources, run.failures) == (
+        "completed",
+        False,
+        1,
+        6,
+        [],
+    )
+    (summary_id,) = run.summary_ids
+    summary = client.get_memory(summary_id)
+    assert (summary.kind, summary.level, summary.user_id) == ("summary", 1, "ana")
+    assert summary.covers_from is not None and summary.covers_to is not None
+    assert summary.covers_from < summary.covers_to < datetime.now(UTC) - timedelta(days=9)
+    assert client.get_memory(source_ids[0]).level == 0
+    stored = client.get_summary_run(run.id)
+    assert (stored.id, stored.status, stored.groups) == (run.id, "completed", 1)
+    with pytest.raises(NotFoundError):
+        client.get_summary_run("run_does_not_exist")
+
+    tree = client.get_provenance(summary_id)
+    assert isinstance(tree, ProvenancePublic)
+    assert (tree.memory.id, tree.hidden_sources) == (summary_id, 0)
+    assert sorted(s.memory.id for s in tree.sources) == sorted(source_ids)
+    assert all(s.sources == [] and s.memory.status == "archived" for s in tree.sources)
+
+    deleted = client.delete_memory(source_ids[0])
+    assert (deleted.id, deleted.also_deleted) == (source_ids[0], [summary_id])
+    with pytest.raises(NotFoundError):
+        client.get_memory(summary_id)
+
+    forgotten = client.forget_user("ana", namespace_id=agent.namespace_id)
+    assert isinstance(forgotten, UserForgotten)
+    assert (forgotten.user_id, forgotten.namespace_id) == ("ana", agent.namespace_id)
+    assert sorted(forgotten.deleted) == sorted(source_ids[1:])
+    assert client.list_memories(user_id="ana", statuses=["active", "archived"]).data == []
+    assert client.get_memory(bystander.id).user_id == "bruno"
 
 
 @pytest.fixture

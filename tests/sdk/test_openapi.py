@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import types
 import typing
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ INTERNAL_BODIES = {
     "SearchRequest",
     "ContextRequest",
     "GrantCreate",
+    "SummaryRunRequest",
 }
 
 # Every server operation and the MemoryClient method that calls it.
@@ -77,12 +79,17 @@ ENDPOINT_METHODS = {
     ("get", "/v1/memories/{memory_id}"): "get_memory",
     ("patch", "/v1/memories/{memory_id}"): "update_memory",
     ("delete", "/v1/memories/{memory_id}"): "delete_memory",
+    ("get", "/v1/memories/{memory_id}/provenance"): "get_provenance",
+    ("delete", "/v1/users/{user_id}/memories"): "forget_user",
+    ("post", "/v1/summaries/run"): "run_summaries",
+    ("get", "/v1/summaries/runs/{run_id}"): "get_summary_run",
     ("post", "/v1/search"): "search",
     ("post", "/v1/context"): "context",
 }
 # Cursor-paginated list methods and the iterator that follows their cursor.
 ITERATORS = {"list_memories": "iter_memories", "list_audit_events": "iter_audit_events"}
-# Query parameters the SDK spells differently: repeatable ones take a list under a plural name.
+# Query parameters the SDK spells differently: repeatable ones (an array in the document) take a
+# list under a plural name; a single-valued one keeps its wire name (`forget_user`'s namespace_id).
 QUERY_RENAMES = {
     "namespace_id": "namespace_ids",
     "kind": "kinds",
@@ -280,7 +287,7 @@ def operation_problems(spec: dict[str, Any]) -> list[str]:
             location, wire_name = parameter["in"], parameter["name"]
             if location == "header":
                 sdk_name = HEADER_ARGUMENTS.get(wire_name, wire_name)
-            elif location == "query":
+            elif location == "query" and '"array"' in json.dumps(parameter.get("schema", {})):
                 sdk_name = QUERY_RENAMES.get(wire_name, wire_name)
             else:
                 sdk_name = wire_name
@@ -580,6 +587,40 @@ def test_real_responses_round_trip_through_sdk_models(
     assert {item["tier"] for item in context["items"]} == {"thread", "facts", "memories"}
     assert context["dropped"], "the sample exercises DroppedItem"
     take("delete", "/v1/memories/{memory_id}", client.delete(f"/v1/memories/{memory_id}"))
+
+    # Summaries: old messages condensed, the summary's provenance, deletes that reach it.
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    old = [
+        {
+            "content": " ".join(f"Day {i} of the Porto plan: item {j} settled." for j in range(6)),
+            "kind": "message",
+            "role": "user",
+            "user_id": "old-user",
+            "thread_id": "old",
+            "created_at": (long_ago + timedelta(minutes=i)).isoformat(),
+        }
+        for i in range(4)
+    ]
+    sources = client.post("/v1/memories/batch", json={"memories": old}).json()["results"]
+    run_body = {"namespace_id": agent.namespace_id}
+    run_path = "/v1/summaries/run"
+    plan = take("post", run_path, client.post(run_path, json={**run_body, "dry_run": True}))
+    assert plan["plan"], "the sample exercises SummaryGroupPlan"
+    run = take("post", run_path, client.post(run_path, json=run_body))
+    (summary_id,) = run["summary_ids"]
+    take("get", "/v1/summaries/runs/{run_id}", client.get(f"/v1/summaries/runs/{run['id']}"))
+    take(
+        "get",
+        "/v1/memories/{memory_id}/provenance",
+        client.get(f"/v1/memories/{summary_id}/provenance"),
+    )
+    source_id = sources[0]["memory"]["id"]
+    deleted = take("delete", "/v1/memories/{memory_id}", client.delete(f"/v1/memories/{source_id}"))
+    assert deleted["also_deleted"] == [summary_id]
+    forget = client.delete(
+        "/v1/users/old-user/memories", params={"namespace_id": agent.namespace_id}
+    )
+    assert len(take("delete", "/v1/users/{user_id}/memories", forget)["deleted"]) == 3
 
     refused("get", "/v1/memories/{memory_id}", client.get(f"/v1/memories/{memory_id}"), 404)
     stale = client.patch(f"/v1/memories/{note_id}", json={"tags": []}, headers={"If-Match": '"9"'})

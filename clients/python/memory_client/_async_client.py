@@ -42,7 +42,10 @@ from ._models import (
     MemoryWriteResult,
     NamespacePublic,
     NamespacesPublic,
+    ProvenancePublic,
     SearchResponse,
+    SummaryRunPublic,
+    UserForgotten,
     WhoAmI,
 )
 from ._retry import DEFAULT_MAX_RETRIES
@@ -380,8 +383,38 @@ class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
         )
 
     async def delete_memory(self, memory_id: str) -> MemoryDeleted:
-        """Delete a memory for good (the server keeps a record that it was deleted)."""
+        """Delete a memory for good, and the summaries condensed from it (`also_deleted`)."""
         return await self._request(self._call_delete_memory(memory_id))
+
+    async def get_provenance(self, memory_id: str) -> ProvenancePublic:
+        """A summary and the tree of entries it was condensed from, down to the originals."""
+        return await self._request(self._call_get_provenance(memory_id))
+
+    async def forget_user(self, user_id: str, *, namespace_id: str) -> UserForgotten:
+        """Delete every memory about a user in a namespace, summaries made from them included."""
+        return await self._request(self._call_forget_user(user_id, namespace_id=namespace_id))
+
+    # ---- summaries ---------------------------------------------------------------------------
+
+    async def run_summaries(
+        self,
+        namespace_id: str | None,
+        *,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+    ) -> SummaryRunPublic:
+        """Condense a namespace's old memories into summaries now (None: every namespace, admin).
+
+        With `dry_run`, `plan` lists the groups it would condense and nothing is written.
+        ConflictError while another run is in progress.
+        """
+        return await self._request(
+            self._call_run_summaries(namespace_id, dry_run=dry_run, idempotency_key=idempotency_key)
+        )
+
+    async def get_summary_run(self, run_id: str) -> SummaryRunPublic:
+        """A summarizer run's record, by the `id` `run_summaries` returned."""
+        return await self._request(self._call_get_summary_run(run_id))
 
     # ---- search, conversation, context -------------------------------------------------------
 

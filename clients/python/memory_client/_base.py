@@ -55,10 +55,14 @@ from ._models import (
     NamespaceCreate,
     NamespacePublic,
     NamespacesPublic,
+    ProvenancePublic,
     RankingOptions,
     SearchRequest,
     SearchResponse,
+    SummaryRunPublic,
+    SummaryRunRequest,
     TierShares,
+    UserForgotten,
     WhoAmI,
 )
 from ._retry import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, is_retryable
@@ -501,6 +505,36 @@ class _BaseClient(Generic[HttpClientT]):
 
     def _call_delete_memory(self, memory_id: str) -> _Call[MemoryDeleted]:
         return _Call("DELETE", f"/v1/memories/{_seg(memory_id)}", MemoryDeleted.model_validate)
+
+    def _call_get_provenance(self, memory_id: str) -> _Call[ProvenancePublic]:
+        return _Call(
+            "GET", f"/v1/memories/{_seg(memory_id)}/provenance", ProvenancePublic.model_validate
+        )
+
+    def _call_forget_user(self, user_id: str, *, namespace_id: str) -> _Call[UserForgotten]:
+        return _Call(
+            "DELETE",
+            f"/v1/users/{_seg(user_id)}/memories",
+            UserForgotten.model_validate,
+            params=_query([("namespace_id", namespace_id)]),
+        )
+
+    # ---- calls: summaries --------------------------------------------------------------------
+
+    def _call_run_summaries(
+        self, namespace_id: str | None, *, dry_run: bool, idempotency_key: str | None
+    ) -> _Call[SummaryRunPublic]:
+        request = SummaryRunRequest(namespace_id=namespace_id, dry_run=dry_run)
+        return _Call(
+            "POST",
+            "/v1/summaries/run",
+            SummaryRunPublic.model_validate,
+            json=_dump(request),
+            headers=_idempotency(idempotency_key),
+        )
+
+    def _call_get_summary_run(self, run_id: str) -> _Call[SummaryRunPublic]:
+        return _Call("GET", f"/v1/summaries/runs/{_seg(run_id)}", SummaryRunPublic.model_validate)
 
     # ---- calls: search, conversation, context ------------------------------------------------
 

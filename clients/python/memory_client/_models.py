@@ -231,7 +231,11 @@ class MemoryUpdate(_Model):
 
 
 class MemoryPublic(_Model):
-    """A stored memory; `version` is what `update_memory` needs."""
+    """A stored memory; `version` is what `update_memory` needs.
+
+    `level` is 0 for an original entry and 1 + its sources' level for a summary; a summary's
+    `covers_from` and `covers_to` are the times of its first and last source (None otherwise).
+    """
 
     id: str
     namespace_id: str
@@ -255,6 +259,9 @@ class MemoryPublic(_Model):
     status: str
     expires_at: datetime | None = None
     superseded_by: str | None = None
+    level: int = 0
+    covers_from: datetime | None = None
+    covers_to: datetime | None = None
 
 
 class MemoriesPublic(_Model):
@@ -281,12 +288,90 @@ class MemoryBatchResult(_Model):
 
 
 class MemoryDeleted(_Model):
-    """What remains of a deleted memory: that it was deleted, when and by whom."""
+    """What remains of a deleted memory: that it was deleted, when and by whom.
+
+    `also_deleted` lists the summaries condensed from it, deleted with it.
+    """
 
     id: str
     namespace_id: str
     deleted_at: datetime
     deleted_by: str | None = None
+    also_deleted: list[str] = Field(default_factory=list)
+
+
+class ProvenancePublic(_Model):
+    """A memory and the tree of entries it was condensed from, down to the originals.
+
+    `sources` is empty for an original entry; `hidden_sources` counts the sources the caller may
+    not read, left out of `sources`.
+    """
+
+    memory: MemoryPublic
+    sources: list[ProvenancePublic]
+    hidden_sources: int = 0
+
+
+class UserForgotten(_Model):
+    """What `forget_user` deleted: the user's memories and the summaries condensed from them."""
+
+    user_id: str
+    namespace_id: str
+    deleted: list[str]
+
+
+# ---- summaries ------------------------------------------------------------------------------
+
+
+class SummaryRunRequest(_Model):
+    """Body of `POST /v1/summaries/run`."""
+
+    namespace_id: str | None = None
+    dry_run: bool | None = None
+
+
+class SummaryGroupPlan(_Model):
+    """A group of memories a dry run would condense into one summary."""
+
+    namespace_id: str
+    user_id: str | None = None
+    thread_id: str | None = None
+    source_ids: list[str]
+    source_tokens: int
+
+
+class SummaryFailure(_Model):
+    """A group the summarizer could not condense, and why."""
+
+    source_ids: list[str]
+    reason: str
+
+
+class SummaryRunPublic(_Model):
+    """A summarizer run: `status` is "running", "completed" or "abandoned".
+
+    `groups` and `sources` count what was condensed (on a dry run: what would be); `cost` is in
+    USD (0 when unknown). `summary_ids` (what this request stored) and `plan` (dry run only: the
+    groups that would be condensed) are empty when the run is read back with `get_summary_run`.
+    """
+
+    id: str
+    namespace_id: str | None = None
+    status: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    groups: int
+    sources: int
+    tokens_before: int
+    tokens_after: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    failures: list[SummaryFailure]
+    triggered_by: str | None = None
+    summary_ids: list[str] = Field(default_factory=list)
+    plan: list[SummaryGroupPlan] = Field(default_factory=list)
 
 
 # ---- ranking --------------------------------------------------------------------------------
@@ -429,7 +514,8 @@ class DroppedItem(_Model):
     """A candidate left out of the context, and why.
 
     `reason` is "over_budget", "duplicate" (a near-duplicate of `duplicate_of`),
-    "below_threshold" (under `min_relevance`) or "superseded" (a keyed value replaced since).
+    "below_threshold" (under `min_relevance`), "superseded" (a keyed value replaced since),
+    "summarized" (a kept summary stands for it) or "expanded" (its sources are used instead).
     """
 
     id: str

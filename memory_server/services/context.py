@@ -199,7 +199,6 @@ class ContextService:
         ]
         return ranked, dropped
 
-
     def _one_of_summary_or_sources(
         self, ranked: list[Ranked]
     ) -> tuple[list[Ranked], list[DroppedItem]]:

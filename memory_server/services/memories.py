@@ -12,13 +12,15 @@ import binascii
 import hashlib
 import json
 import logging
+import random
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -51,7 +53,7 @@ from .indexing import vector_metadata, vector_record
 log = logging.getLogger(__name__)
 
 MESSAGE_KIND = "message"
-WRITE_ATTEMPTS = 3
+WRITE_ATTEMPTS = 6
 
 
 def content_hash(content: str) -> str:
@@ -145,9 +147,10 @@ class MemoryService:
             try:
                 return self._write(principal, prepared, embeddings)
             except IntegrityError:
-                # A concurrent writer stored the same keyed fact or content first; the next
-                # attempt sees it and supersedes or de-duplicates against it.
+                # A concurrent writer stored the same content first; the next attempt sees it
+                # and de-duplicates against it.
                 log.info("write raced a concurrent writer (attempt %d)", attempt)
+                time.sleep(random.uniform(0, 0.01 * attempt))
         raise Conflict(
             "Concurrent writes to the same keyed fact kept colliding; retry the request.",
             code="write_conflict",
@@ -214,6 +217,7 @@ class MemoryService:
             # permission again, inside the transaction: a grant revoked since `_prepare` counts
             for namespace_id in {p.namespace_id for p in prepared}:
                 authorize_namespace(session, principal, namespace_id, Action.WRITE)
+            self._lock_keyed_slots(session, prepared)
             duplicates = self._active_duplicates(session, prepared)
             current = self._active_keyed(session, prepared)
             for p in prepared:
@@ -252,6 +256,22 @@ class MemoryService:
             # built after the loop, so a value superseded within this batch is indexed as such
             ops.upserts.extend(vector_record(m, e) for m, e in new_embeddings)
         return outcomes
+
+    def _lock_keyed_slots(self, session: Session, prepared: Sequence[_Prepared]) -> None:
+        """On PostgreSQL, writers of one keyed fact queue on a transaction lock instead of racing.
+
+        (SQLite writers are serialised by `Database.write` already.) Locks are taken in sorted
+        order, so two batches touching the same keys cannot deadlock.
+        """
+        if self._db.is_sqlite:
+            return
+        slots = sorted({p.keyed_slot for p in prepared if p.keyed_slot is not None})
+        for slot in slots:
+            digest = hashlib.sha256("\x1f".join(slot).encode()).digest()
+            lock_id = int.from_bytes(digest[:8], "big", signed=True)
+            session.connection().execute(
+                text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": lock_id}
+            )
 
     def _new_memory(self, principal: Principal, p: _Prepared, now: datetime) -> Memory:
         item = p.item

@@ -1,0 +1,80 @@
+"""`make bench`: the retrieval-quality and latency benchmarks, written to docs/benchmarks.md.
+
+python -m bench            # full size: 10 personas; 100k memories across 100 agents
+python -m bench --quick    # small sizes, a couple of minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import latency, quality
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--output", type=Path, default=DOC)
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    args = parser.parse_args(argv)
+
+    sections = [
+        "# Benchmarks",
+        "",
+        f"Written by `python -m bench{' --quick' if args.quick else ''}` (`make bench`) on "
+        f"{datetime.now(UTC):%Y-%m-%d}, {_machine()}. Absolute times depend on the machine and "
+        "on what else runs on it; compare the ratios.",
+        "",
+    ]
+    if not args.skip_quality:
+        with tempfile.TemporaryDirectory() as scratch:
+            report = Path(scratch) / "quality.md"
+            quality.main(["--output", str(report), *(["--quick"] if args.quick else [])])
+            sections += [
+                "## Retrieval quality: evidence recall under a token budget",
+                "",
+                "Command: `python -m bench.quality" + (" --quick" if args.quick else "") + "`",
+                "",
+                report.read_text(),
+            ]
+    if not args.skip_latency:
+        size = (5_000, 10, 100) if args.quick else (100_000, 100, 400)
+        result = latency.main(
+            ["--memories", str(size[0]), "--agents", str(size[1]), "--requests", str(size[2])]
+        )
+        sections += [
+            "## Latency of `POST /v1/context`",
+            "",
+            f"Command: `python -m bench.latency --memories {size[0]} --agents {size[1]} "
+            f"--requests {size[2]}` (the loaded data is kept under `var/bench/` and reused).",
+            "",
+            latency.markdown(result),
+            "",
+        ]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(sections))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""docs/sharing.md stays true: its two-agent curl walk-through runs against a live server."""
+"""The README's two-agent sharing walk-through with curl runs against a live server."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from pathlib import Path
 from memory_server.config import Settings
 from tests.conftest import LiveServer
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "sharing.md"
+DOC = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _walkthrough() -> str:
     text = DOC.read_text()
-    block = text.split("<!-- walkthrough:start -->")[1].split("<!-- walkthrough:end -->")[0]
+    block = text.split("<!-- sharing-walkthrough:start -->")[1].split(
+        "<!-- sharing-walkthrough:end -->"
+    )[0]
     return block.strip().removeprefix("```bash").removesuffix("```")
 
 

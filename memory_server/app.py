@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,12 +13,14 @@ from . import __version__
 from .api import (
     agents,
     context,
+    events,
     health,
     memories,
     namespaces,
     search,
     sharing,
     summaries,
+    transfer,
     users,
 )
 from .config import Settings
@@ -49,6 +52,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Set when the server begins to stop (see serving.py): open event streams end at once.
+    app.state.stopping = asyncio.Event()
 
     @app.middleware("http")
     async def request_id(
@@ -61,7 +66,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         response.headers[REQUEST_ID_HEADER] = rid
         return response
 
-    routers = (health, agents, namespaces, sharing, memories, search, context, summaries, users)
+    routers = (
+        *(health, agents, namespaces, sharing, memories, search, context, summaries, users),
+        *(events, transfer),
+    )
     for module in routers:
         app.include_router(module.router)
     return app

@@ -33,6 +33,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from .app import create_app
+    from .serving import Server
 
     try:
         runtime = build_runtime(settings)
@@ -44,7 +45,10 @@ def serve(settings: Settings) -> None:
         "serving on http://%s:%d (docs at /docs)", settings.host, settings.port
     )
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level
+        )
+        Server(config).run()
     finally:
         runtime.close()
 

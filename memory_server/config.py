@@ -95,6 +95,18 @@ class Settings(BaseSettings):
         default=["message", "note"], min_length=1, description="Kinds of memory condensed."
     )
 
+    event_stream_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often an open event stream polls the database for new events.",
+    )
+    event_stream_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="A quiet event stream sends a heartbeat comment this often.",
+    )
+
     @field_validator("admin_key")
     @classmethod
     def _admin_key_strong_enough(cls, value: str | None) -> str | None:

@@ -23,13 +23,24 @@ class MemoryServerError(Exception):
     code: str = "internal_error"
 
     def __init__(
-        self, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ):
         super().__init__(detail)
         self.detail = detail
         if code is not None:
             self.code = code
         self.headers = headers or {}
+        self.errors = errors
+
+
+class BadRequest(MemoryServerError):
+    status = 400
+    code = "bad_request"
 
 
 class Unauthorized(MemoryServerError):
@@ -102,8 +113,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MemoryServerError)
     async def _domain(_: Request, exc: MemoryServerError) -> JSONResponse:
+        extra = {"errors": exc.errors} if exc.errors is not None else {}
         return JSONResponse(
-            error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers
+            error_body(exc.code, exc.detail, **extra), status_code=exc.status, headers=exc.headers
         )
 
     @app.exception_handler(RequestValidationError)

@@ -246,11 +246,34 @@ def m0004_summaries(op: Operations) -> None:
     )
 
 
+def m0005_events(op: Operations) -> None:
+    """The event log: what happened to memories and grants, read in id order by syncing agents."""
+    op.create_table(
+        "memory_event",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("type", sa.String(16), nullable=False),
+        sa.Column("namespace_id", sa.String(40), nullable=False),
+        sa.Column("memory_id", sa.String(40)),
+        sa.Column("actor", sa.String(40), nullable=False),
+        sa.Column("agent_id", sa.String(40)),
+        sa.Column("key_id", sa.String(40)),
+        sa.Column("details", sa.JSON(), nullable=False),
+        _ts("created_at"),
+    )
+    op.create_index("ix_memory_event_namespace_id", "memory_event", ["namespace_id", "id"])
+
+
 MIGRATIONS: list[Migration] = [
     m0001_initial,
     m0002_full_text_search,
     m0003_namespace_audit,
     m0004_summaries,
+    m0005_events,
 ]
 
 _migration_table = sa.Table(

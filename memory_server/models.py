@@ -216,3 +216,27 @@ class JobLease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=64)
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class MemoryEvent(SQLModel, table=True):
+    """One thing that happened to a memory or a namespace: append-only, never the content.
+
+    `id` is the cursor agents sync from: it grows in commit order (see `services/events.py`).
+    """
+
+    __tablename__ = "memory_event"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    type: str = Field(max_length=16)
+    namespace_id: str = Field(max_length=40)
+    memory_id: str | None = Field(default=None, max_length=40)
+    actor: str = Field(max_length=40)  # the agent id, "admin", or "system" for scheduled jobs
+    agent_id: str | None = Field(default=None, max_length=40)
+    key_id: str | None = Field(default=None, max_length=40)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -18,6 +18,7 @@ from .ratelimit import RateLimiter
 from .services.agents import AgentService
 from .services.audit import AuditService
 from .services.context import ContextService
+from .services.events import EventService
 from .services.idempotency import IdempotencyService
 from .services.indexing import IndexService
 from .services.memories import MemoryService
@@ -25,6 +26,7 @@ from .services.namespaces import NamespaceService
 from .services.retrieval import Retriever
 from .services.search import SearchService
 from .services.sharing import SharingService
+from .services.transfer import TransferService
 from .services.usage import AccessRecorder
 from .tokens import count_tokens
 from .vectors import VectorStore, open_vector_store
@@ -56,6 +58,8 @@ class Runtime:
     audit: AuditService
     rate_limiter: RateLimiter
     summarizer: Summarizer
+    events: EventService
+    transfer: TransferService
     scheduler: BackgroundScheduler | None = None
 
     def start_jobs(self) -> None:
@@ -153,6 +157,8 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         audit=AuditService(db),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
         summarizer=Summarizer(db, memories, embedder, settings),
+        events=EventService(db),
+        transfer=TransferService(db, memories, vectors, embedder, settings),
     )
 
 

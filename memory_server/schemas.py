@@ -529,3 +529,53 @@ class ProvenancePublic(BaseModel):
     hidden_sources: int = Field(
         default=0, description="Sources the caller may not read, left out of `sources`."
     )
+
+
+# ---- the event log ----------------------------------------------------------------------------
+
+
+class EventPublic(BaseModel):
+    id: int = Field(description="The event's cursor: pass it as `after` to read what came next.")
+    type: str = Field(
+        description="created, updated, superseded, archived, summarized, deleted, shared or revoked"
+    )
+    namespace_id: str
+    memory_id: str | None = Field(description="The memory it happened to; null for grant events.")
+    actor: str = Field(
+        description="Who did it: an agent id, 'admin', or 'system' (scheduled jobs)."
+    )
+    agent_id: str | None = Field(description="The acting agent; null for the admin and the system.")
+    key_id: str | None = Field(description="The API key it acted through, when known.")
+    details: dict[str, Any] = Field(
+        description="Small non-content facts: kind, key, version, status, summary_id, reason, ..."
+    )
+    created_at: datetime
+
+
+class EventsPublic(BaseModel):
+    data: list[EventPublic]
+    next_cursor: str = Field(
+        description="Pass as `after` to continue: the last event's id, or `after` if none came."
+    )
+    has_more: bool = Field(description="More events are waiting past `next_cursor`.")
+
+
+# ---- export and import ------------------------------------------------------------------------
+
+
+class ImportConflict(BaseModel):
+    line: int = Field(description="The line of the import file (1-based).")
+    record: str = Field(description="memory or link")
+    id: str = Field(description="The memory id, or 'summary_id>source_id' for a link.")
+    reason: str
+
+
+class ImportResult(BaseModel):
+    namespace_id: str
+    created: int = Field(description="Memories stored.")
+    skipped: int = Field(description="Memories already there, identical: left as they were.")
+    links_created: int
+    links_skipped: int
+    conflicts: list[ImportConflict] = Field(
+        description="Records not imported because something different is already stored."
+    )

@@ -19,6 +19,7 @@ from memory_server.db import Database
 from memory_server.embeddings import Embedder
 from memory_server.errors import Conflict, InvalidRequest, NotFound
 from memory_server.models import SummaryRun, new_id, utcnow
+from memory_server.services.events import SYSTEM, Actor
 from memory_server.services.leases import Lease
 from memory_server.services.memories import MemoryService, SummaryDraft
 
@@ -90,7 +91,9 @@ class Summarizer:
         if namespace_id is not None:
             with self._db.read() as session:
                 authorize_namespace(session, principal, namespace_id, Action.WRITE)
-        report = self.run(namespace_id, dry_run=dry_run, triggered_by=principal.id)
+        report = self.run(
+            namespace_id, dry_run=dry_run, triggered_by=principal.id, actor=Actor.of(principal)
+        )
         if report is None:
             raise Conflict(
                 "Another summarizer run is in progress; retry when it has finished.",
@@ -128,9 +131,17 @@ class Summarizer:
     # ---- the run -----------------------------------------------------------------------------
 
     def run(
-        self, namespace_id: str | None, *, dry_run: bool, triggered_by: str | None
+        self,
+        namespace_id: str | None,
+        *,
+        dry_run: bool,
+        triggered_by: str | None,
+        actor: Actor = SYSTEM,
     ) -> RunReport | None:
-        """Condense every eligible group now; None when another holder has the lease."""
+        """Condense every eligible group now; None when another holder has the lease.
+
+        `actor` is who the event log names for the summaries and archivings (scheduled: system).
+        """
         scope = [namespace_id] if namespace_id is not None else None
         if dry_run:
             return self._dry_run(namespace_id, scope, triggered_by)
@@ -144,7 +155,7 @@ class Summarizer:
         heartbeat.start()
         try:
             self._abandon_stale_runs()
-            return self._run(namespace_id, scope, triggered_by, lost)
+            return self._run(namespace_id, scope, triggered_by, lost, actor)
         finally:
             stop.set()
             heartbeat.join()
@@ -188,6 +199,7 @@ class Summarizer:
         scope: Sequence[str] | None,
         triggered_by: str | None,
         lost: threading.Event,
+        actor: Actor,
     ) -> RunReport:
         run = SummaryRun(
             id=new_id("run"),
@@ -205,7 +217,7 @@ class Summarizer:
             if lost.is_set():  # another process may be running now: stop before the next group
                 failures.append({"source_ids": [], "reason": "lost the summarizer lease"})
                 break
-            self._condense_group(group, report, failures)
+            self._condense_group(group, report, failures, actor)
             run.failures = list(failures)
             self._save(run)
         run.failures = failures
@@ -215,7 +227,7 @@ class Summarizer:
         return report
 
     def _condense_group(
-        self, group: Group, report: RunReport, failures: list[dict[str, object]]
+        self, group: Group, report: RunReport, failures: list[dict[str, object]], actor: Actor
     ) -> None:
         run = report.run
         target = self._settings.summary_target_tokens
@@ -237,7 +249,7 @@ class Summarizer:
             metadata={"summarizer": self._condenser.name, "run_id": run.id},
         )
         try:
-            summary = self._memories.store_summary(draft)
+            summary = self._memories.store_summary(draft, actor)
         except Conflict as conflict:
             failures.append({"source_ids": group.source_ids, "reason": conflict.detail})
             return

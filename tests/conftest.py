@@ -27,6 +27,7 @@ import uvicorn
 
 from memory_server.app import create_app
 from memory_server.config import Settings
+from memory_server.serving import Server
 
 ADMIN_KEY = "test-admin-key-0123456789"
 POSTGRES_ENV = "MEMORY_TEST_POSTGRES_URL"
@@ -95,7 +96,7 @@ class LiveServer:
             log_level="warning",
             lifespan="on",
         )
-        self._server = uvicorn.Server(config)
+        self._server = Server(config)  # ends open event streams when it stops
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 120

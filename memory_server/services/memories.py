@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
@@ -48,6 +49,7 @@ from ..schemas import (
 )
 from ..tokens import count_tokens
 from ..vectors import Scalar, VectorRecord, VectorStore
+from .events import SYSTEM, Actor, EventType, PendingEvent, append_events
 from .indexing import vector_metadata, vector_record
 
 log = logging.getLogger(__name__)
@@ -213,7 +215,7 @@ class MemoryService:
         now = utcnow()
         outcomes: list[WriteOutcome] = []
         new_embeddings: list[tuple[Memory, list[float]]] = []
-        with self._indexed_transaction() as (session, ops):
+        with self._indexed_transaction(Actor.of(principal)) as (session, ops):
             # permission again, inside the transaction: a grant revoked since `_prepare` counts
             for namespace_id in {p.namespace_id for p in prepared}:
                 authorize_namespace(session, principal, namespace_id, Action.WRITE)
@@ -237,6 +239,15 @@ class MemoryService:
                     session.add(previous)
                     duplicates.pop(_dedup_key_of(previous), None)
                     ops.metadata_updates.append((previous.id, vector_metadata(previous)))
+                    ops.events.append(
+                        _event(
+                            EventType.SUPERSEDED,
+                            previous,
+                            superseded_by=memory.id,
+                            key=previous.key,
+                        )
+                    )
+                ops.events.append(_event(EventType.CREATED, memory, key=memory.key))
                 if p.keyed_slot:
                     current[p.keyed_slot] = memory
                 if item.kind != MESSAGE_KIND:
@@ -330,10 +341,17 @@ class MemoryService:
         ).all()
         return {(m.namespace_id, m.user_id or "", m.key or ""): m for m in rows}
 
+    def indexed_transaction(
+        self, actor: Actor = SYSTEM
+    ) -> contextlib.AbstractContextManager[tuple[Session, IndexOps]]:
+        """A write transaction whose index changes and events land with it, or not at all."""
+        return self._indexed_transaction(actor)
+
     @contextmanager
-    def _indexed_transaction(self) -> Iterator[tuple[Session, _IndexOps]]:
-        """A SQL transaction whose index changes are applied just before it commits."""
-        ops = _IndexOps()
+    def _indexed_transaction(self, actor: Actor = SYSTEM) -> Iterator[tuple[Session, IndexOps]]:
+        """A SQL transaction whose index changes are applied, and events appended, just before it
+        commits."""
+        ops = IndexOps()
         applied = False
         try:
             with self._db.write() as session:
@@ -341,12 +359,13 @@ class MemoryService:
                 session.flush()
                 self._apply_index_ops(ops)
                 applied = True
+                append_events(session, actor, ops.events)  # last: see services/events.py
         except BaseException:
             if applied:
                 self._undo_index_upserts(ops)
             raise
 
-    def _apply_index_ops(self, ops: _IndexOps) -> None:
+    def _apply_index_ops(self, ops: IndexOps) -> None:
         try:
             self._vectors.delete(ops.deletes)
             self._vectors.upsert(ops.upserts)
@@ -360,7 +379,7 @@ class MemoryService:
                 "The vector index is unavailable; nothing was stored. Retry later."
             ) from exc
 
-    def _undo_index_upserts(self, ops: _IndexOps) -> None:
+    def _undo_index_upserts(self, ops: IndexOps) -> None:
         try:
             self._vectors.delete([r.id for r in ops.upserts])
         except Exception:  # the reconciler removes anything left over
@@ -414,8 +433,9 @@ class MemoryService:
             authorize_memory(session, principal, memory_id, Action.WRITE)
         embedding = self._embedder.embed([change.content])[0] if change.content else None
         try:
-            with self._indexed_transaction() as (session, ops):
+            with self._indexed_transaction(Actor.of(principal)) as (session, ops):
                 memory = authorize_memory(session, principal, memory_id, Action.WRITE)
+                previous_status = memory.status
                 if memory.version != expected_version:
                     raise PreconditionFailed(
                         f"Memory {memory_id!r} is at version {memory.version}, "
@@ -439,6 +459,22 @@ class MemoryService:
                     ops.upserts.append(vector_record(memory, embedding))
                 else:
                     ops.metadata_updates.append((memory.id, vector_metadata(memory)))
+                archived = (
+                    previous_status != MemoryStatus.ARCHIVED
+                    and memory.status == MemoryStatus.ARCHIVED
+                )
+                changed = sorted(
+                    "metadata" if name == "meta" else name
+                    for name in values
+                    if name not in ("version", "updated_at", "content_hash", "token_count")
+                )
+                ops.events.append(
+                    _event(
+                        EventType.ARCHIVED if archived else EventType.UPDATED,
+                        memory,
+                        fields=changed,
+                    )
+                )
         except IntegrityError:
             raise Conflict(
                 "An identical memory is already active in this scope.", code="duplicate_memory"
@@ -475,18 +511,19 @@ class MemoryService:
         Summaries condensed from it (and summaries of those) are deleted with it, since they may
         repeat its content; `also_deleted` lists them.
         """
-        with self._indexed_transaction() as (session, ops):
+        with self._indexed_transaction(Actor.of(principal)) as (session, ops):
             memory = authorize_memory(session, principal, memory_id, Action.WRITE)
             derived = self._derived_summaries(session, [memory_id])
             tombstones = self._delete_rows(session, [memory, *derived], principal.agent_id)
             ops.deletes.extend(t.memory_id for t in tombstones)
+            ops.events.extend(_deleted_events([memory], derived, "deleted"))
         return DeleteOutcome(tombstones[0], [m.id for m in derived])
 
     def forget_user(
         self, principal: Principal, namespace_id: str, user_id: str
     ) -> list[MemoryDeletion]:
         """Delete every memory about `user_id` in a namespace, in any status, with its summaries."""
-        with self._indexed_transaction() as (session, ops):
+        with self._indexed_transaction(Actor.of(principal)) as (session, ops):
             authorize_namespace(session, principal, namespace_id, Action.WRITE)
             memories = list(
                 session.exec(
@@ -496,10 +533,14 @@ class MemoryService:
                 ).all()
             )
             known = {m.id for m in memories}
-            derived = self._derived_summaries(session, list(known))
-            memories += [m for m in derived if m.id not in known]
+            derived = [
+                m for m in self._derived_summaries(session, list(known)) if m.id not in known
+            ]
+            own = list(memories)
+            memories += derived
             tombstones = self._delete_rows(session, memories, principal.agent_id)
             ops.deletes.extend(t.memory_id for t in tombstones)
+            ops.events.extend(_deleted_events(own, derived, "forget_user"))
         return tombstones
 
     def _derived_summaries(self, session: Session, ids: Sequence[str]) -> list[Memory]:
@@ -520,7 +561,7 @@ class MemoryService:
 
     # ---- summaries ---------------------------------------------------------------------------
 
-    def store_summary(self, draft: SummaryDraft) -> Memory:
+    def store_summary(self, draft: SummaryDraft, actor: Actor = SYSTEM) -> Memory:
         """Store a summary, link it to its sources and archive them, all in one transaction.
 
         Raises Conflict, storing nothing, when any source is gone, no longer active, or changed
@@ -530,7 +571,7 @@ class MemoryService:
         now = utcnow()
         ids = list(draft.source_versions)
         try:
-            with self._indexed_transaction() as (session, ops):
+            with self._indexed_transaction(actor) as (session, ops):
                 sources = session.exec(select(Memory).where(col(Memory.id).in_(ids))).all()
                 if len(sources) != len(ids) or any(
                     m.status != MemoryStatus.ACTIVE or m.version != draft.source_versions[m.id]
@@ -588,9 +629,19 @@ class MemoryService:
                 session.add_all(MemoryTag(memory_id=summary.id, tag=t) for t in tags)
                 session.add_all(MemoryLink(summary_id=summary.id, source_id=i) for i in ids)
                 session.flush()
+                ops.events.append(
+                    _event(
+                        EventType.SUMMARIZED,
+                        summary,
+                        level=summary.level,
+                        source_count=len(ids),
+                        run_id=draft.metadata.get("run_id"),
+                    )
+                )
                 for source in sources:
                     session.refresh(source)
                     ops.metadata_updates.append((source.id, vector_metadata(source)))
+                    ops.events.append(_event(EventType.ARCHIVED, source, summary_id=summary.id))
                 ops.upserts.append(vector_record(summary, draft.embedding))
         except _SourcesChanged:
             raise Conflict(
@@ -663,6 +714,7 @@ class MemoryService:
                 derived = [m for m in derived if m not in expired]
                 self._delete_rows(session, [*expired, *derived], None)
                 ops.deletes.extend(m.id for m in [*expired, *derived])
+                ops.events.extend(_deleted_events(expired, derived, "expired"))
             purged += len(expired)
             if len(expired) < batch:
                 return purged
@@ -700,12 +752,34 @@ class _SourcesChanged(Exception):
 
 
 @dataclass
-class _IndexOps:
-    """Index changes collected during a write transaction, applied just before it commits."""
+class IndexOps:
+    """Index changes and events collected during a write transaction, applied just before it
+    commits."""
 
     upserts: list[VectorRecord] = field(default_factory=list)
     metadata_updates: list[tuple[str, dict[str, Scalar]]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    events: list[PendingEvent] = field(default_factory=list)
+
+
+def _event(kind: EventType, memory: Memory, **details: Any) -> PendingEvent:
+    """An event about `memory`: its kind, version and status, plus `details`; never its content."""
+    base: dict[str, Any] = {
+        "kind": memory.kind,
+        "version": memory.version,
+        "status": str(memory.status),
+    }
+    base.update({name: value for name, value in details.items() if value is not None})
+    return PendingEvent(kind, memory.namespace_id, memory.id, base)
+
+
+def _deleted_events(
+    memories: Sequence[Memory], derived: Sequence[Memory], reason: str
+) -> list[PendingEvent]:
+    """`deleted` events: `reason` for the memories themselves, `derived` for their summaries."""
+    return [_event(EventType.DELETED, m, reason=reason) for m in memories] + [
+        _event(EventType.DELETED, m, reason="derived") for m in derived
+    ]
 
 
 def _expired(memory: Memory) -> bool:

@@ -15,6 +15,7 @@ from ..db import Database
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..models import Agent, Grant, Namespace, new_id, utcnow
 from ..schemas import GrantCreate
+from .events import Actor, EventType, PendingEvent, append_events
 
 GRANT_ATTEMPTS = 2
 
@@ -35,7 +36,11 @@ class SharingService:
                 with self._db.write() as session:
                     namespace = authorize_namespace(session, principal, namespace_id, Action.MANAGE)
                     self._check_grantee(session, namespace, request.agent_id)
-                    return self._upsert(session, namespace_id, request)
+                    grant, created = self._upsert(session, namespace_id, request)
+                    append_events(
+                        session, Actor.of(principal), [_grant_event(EventType.SHARED, grant)]
+                    )
+                    return grant, created
             except IntegrityError:
                 continue  # a concurrent grant to the same agent won; the next attempt updates it
         raise Conflict(
@@ -94,4 +99,10 @@ class SharingService:
             if grant is None or grant.namespace_id != namespace_id:
                 raise NotFound(f"Grant {grant_id!r} was not found.", code="grant_not_found")
             session.delete(grant)
+            append_events(session, Actor.of(principal), [_grant_event(EventType.REVOKED, grant)])
             return grant
+
+
+def _grant_event(kind: EventType, grant: Grant) -> PendingEvent:
+    details = {"grant_id": grant.id, "agent_id": grant.agent_id, "permission": grant.permission}
+    return PendingEvent(kind, grant.namespace_id, None, details)

@@ -81,7 +81,7 @@ class MemoryRecord(BaseModel):
     author_agent_id: str | None = Field(default=None, max_length=40)
     user_id: ScopeId | None = None
     thread_id: ScopeId | None = None
-    kind: Kind
+    kind: Kind = "note"
     role: Role | None = None
     content: str = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -547,11 +547,12 @@ class TransferService:
         created = skipped = 0
         lines = {(s, t): line for line, s, t in parsed.links}
         for pair in wanted:
-            if pair in stored:
-                skipped += 1
-            elif pair[0] in present and pair[1] in present:
-                session.add(MemoryLink(summary_id=pair[0], source_id=pair[1]))
-                created += 1
+            if pair[0] in present and pair[1] in present:
+                if pair in stored:
+                    skipped += 1
+                else:
+                    session.add(MemoryLink(summary_id=pair[0], source_id=pair[1]))
+                    created += 1
             else:
                 plan.conflict(
                     lines[pair],

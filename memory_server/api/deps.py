@@ -64,6 +64,16 @@ def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
+def streamed_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`error_responses` for a route whose success body is a stream: FastAPI would document the
+    errors in the stream's media type; they are JSON `ErrorBody` like everywhere else."""
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    return {
+        status: {"description": "Error", "content": body}
+        for status in (401, 403, 422, 429, *statuses)
+    }
+
+
 def get_audit(runtime: RuntimeDep, principal: PrincipalDep, request: Request) -> AuditTrail:
     return AuditTrail(runtime.audit, principal, getattr(request.state, "request_id", None))
 

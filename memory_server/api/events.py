@@ -21,9 +21,15 @@ from ..runtime import Runtime
 from ..schemas import EventPublic, EventsPublic
 from ..services.audit import AuditTrail
 from ..services.events import parse_cursor
-from .deps import AuditDep, PrincipalDep, RuntimeDep, error_responses
+from .deps import (
+    AuditDep,
+    PrincipalDep,
+    RuntimeDep,
+    error_responses,
+    streamed_error_responses,
+)
 
-router = APIRouter(prefix="/v1/events", tags=["events"], responses=error_responses(400, 404))
+router = APIRouter(prefix="/v1/events", tags=["events"])
 
 STREAM_BATCH = 200
 RECONNECT_MS = 2000
@@ -42,7 +48,7 @@ def _memory_namespaces(events: list[MemoryEvent]) -> list[str]:
     return [e.namespace_id for e in events if e.memory_id is not None]
 
 
-@router.get("", response_model=EventsPublic)
+@router.get("", response_model=EventsPublic, responses=error_responses(400, 404))
 def list_events(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -81,7 +87,8 @@ class EventStreamResponse(StreamingResponse):
             "cursor; `: heartbeat` comments while quiet; an `event: error` then the end when the "
             "caller loses access.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
+        },
+        **streamed_error_responses(400, 404),
     },
 )
 async def stream_events(
@@ -147,7 +154,8 @@ async def _stream(
             if page.events:
                 await run_in_threadpool(trail.read, "events", _memory_namespaces(page.events))
         except MemoryServerError as exc:
-            yield _frame({"code": exc.code, "detail": exc.detail}, event="error")
+            error = {"status": exc.status, "code": exc.code, "detail": exc.detail}
+            yield _frame(error, event="error")
             return
         for event in page.events:
             yield _frame(jsonable_encoder(event_public(event)), event_id=event.id)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -12,14 +11,17 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ..schemas import ImportConflict, ImportResult
-from .deps import AuditDep, IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
+from .deps import (
+    AuditDep,
+    IdempotencyKey,
+    PrincipalDep,
+    RuntimeDep,
+    error_responses,
+    respond_once,
+    streamed_error_responses,
+)
 
-router = APIRouter(prefix="/v1", tags=["export"], responses=error_responses(400, 404, 409, 503))
-
-
-class ExportFormat(StrEnum):
-    JSONL = "jsonl"
-    MARKDOWN = "markdown"
+router = APIRouter(prefix="/v1", tags=["export"])
 
 
 class _ImportFingerprint(BaseModel):
@@ -40,7 +42,8 @@ class _ImportFingerprint(BaseModel):
                 "application/x-ndjson": {"schema": {"type": "string"}},
                 "text/markdown": {"schema": {"type": "string"}},
             },
-        }
+        },
+        **streamed_error_responses(404),
     },
 )
 def export_namespace(
@@ -48,14 +51,14 @@ def export_namespace(
     principal: PrincipalDep,
     audit: AuditDep,
     namespace_id: Annotated[str, Query(min_length=1)],
-    format: ExportFormat = ExportFormat.JSONL,
+    format: Literal["jsonl", "markdown"] = "jsonl",
     include_embeddings: bool = False,
 ) -> StreamingResponse:
     """Stream a namespace the caller may read: every memory in every state, keyed-fact history,
     summaries and their provenance links (JSONL, re-importable), or a readable Markdown page."""
     namespace = runtime.transfer.open_export(principal, namespace_id)
     audit.read("export", [namespace.id])
-    if format == ExportFormat.MARKDOWN:
+    if format == "markdown":
         return StreamingResponse(
             runtime.transfer.markdown(namespace),
             media_type="text/markdown; charset=utf-8",
@@ -71,6 +74,7 @@ def export_namespace(
 @router.post(
     "/import",
     response_model=ImportResult,
+    responses=error_responses(400, 404, 409, 503),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -85,9 +85,19 @@ ENDPOINT_METHODS = {
     ("get", "/v1/summaries/runs/{run_id}"): "get_summary_run",
     ("post", "/v1/search"): "search",
     ("post", "/v1/context"): "context",
+    ("get", "/v1/events"): "list_events",
+    ("get", "/v1/events/stream"): "stream_events",
+    ("get", "/v1/export"): "export",
+    ("post", "/v1/import"): "import_records",
 }
+# Operations whose success body is not one JSON document, and what the SDK method yields instead.
+STREAMED = {"stream_events": "Iterator[EventPublic]", "export": "Iterator[str]"}
 # Cursor-paginated list methods and the iterator that follows their cursor.
-ITERATORS = {"list_memories": "iter_memories", "list_audit_events": "iter_audit_events"}
+ITERATORS = {
+    "list_memories": "iter_memories",
+    "list_audit_events": "iter_audit_events",
+    "list_events": "iter_events",
+}
 # Query parameters the SDK spells differently: repeatable ones (an array in the document) take a
 # list under a plural name; a single-valued one keeps its wire name (`forget_user`'s namespace_id).
 QUERY_RENAMES = {
@@ -97,7 +107,11 @@ QUERY_RENAMES = {
     "status": "statuses",
 }
 # Header parameters and the SDK keyword that sets each.
-HEADER_ARGUMENTS = {"Idempotency-Key": "idempotency_key", "If-Match": "version"}
+HEADER_ARGUMENTS = {
+    "Idempotency-Key": "idempotency_key",
+    "If-Match": "version",
+    "Last-Event-ID": "last_event_id",
+}
 # Statuses a success-shaped body comes with although they are not 2xx.
 NON_ERROR_STATUSES = {("/readyz", "503")}
 
@@ -275,7 +289,12 @@ def operation_problems(spec: dict[str, Any]) -> list[str]:
         accepted = _method_parameters(sdk_method)
         for status, response in operation["responses"].items():
             schema = response.get("content", {}).get("application/json", {}).get("schema", {})
-            if status.startswith("2") or (path, status) in NON_ERROR_STATUSES:
+            if status.startswith("2") and sdk_method in STREAMED:
+                if function.__annotations__["return"] != STREAMED[sdk_method]:
+                    problems.append(f"{where}: {sdk_method} returns the wrong type for {status}")
+                if "application/json" in response.get("content", {}):
+                    problems.append(f"{where}: a JSON body, but {sdk_method} streams")
+            elif status.startswith("2") or (path, status) in NON_ERROR_STATUSES:
                 if function.__annotations__["return"] != _annotation(schema):
                     problems.append(f"{where}: {sdk_method} returns the wrong type for {status}")
             else:
@@ -629,6 +648,31 @@ def test_real_responses_round_trip_through_sdk_models(
     assert invalid["errors"], "the sample exercises ErrorBody.errors"
     refused("get", audit_path, grantee.client.get(audit), 404)
 
+    # The event log, export and import.
+    events = take("get", "/v1/events", client.get("/v1/events", params={"limit": 2}))
+    assert events["has_more"] and events["data"][0]["details"], "the sample exercises EventPublic"
+    with client.stream("GET", "/v1/events/stream", params={"after": "0"}) as stream:
+        assert stream.status_code == 200
+        samples.append(("get", "/v1/events/stream", stream))
+    refused("get", "/v1/events", client.get("/v1/events", params={"after": "x"}), 400)
+    exported = client.get("/v1/export", params={"namespace_id": agent.namespace_id})
+    assert exported.status_code == 200
+    samples.append(("get", "/v1/export", exported))
+    markdown = client.get(
+        "/v1/export", params={"namespace_id": agent.namespace_id, "format": "markdown"}
+    )
+    samples.append(("get", "/v1/export", markdown))
+    mine = take("post", "/v1/namespaces", client.post("/v1/namespaces", json={"name": "copy"}))
+    imported = take(
+        "post",
+        "/v1/import",
+        client.post("/v1/import", params={"namespace_id": mine["id"]}, content=exported.text),
+    )
+    assert imported["conflicts"], "the sample exercises ImportConflict"
+    refused(
+        "post", "/v1/import", client.post("/v1/import", params={"namespace_id": mine["id"]}), 400
+    )
+
     operations = {(method, path) for method, path, _ in _operations(spec)}
     sampled = {(method, path) for method, path, response in samples if response.is_success}
     assert operations == sampled, f"unsampled endpoints: {operations - sampled}"
@@ -636,5 +680,10 @@ def test_real_responses_round_trip_through_sdk_models(
     for method, path, response in samples:
         documented = spec["paths"][path][method]["responses"]
         assert str(response.status_code) in documented, (method, path, response.status_code)
-        schema = documented[str(response.status_code)]["content"]["application/json"]["schema"]
+        content = documented[str(response.status_code)]["content"]
+        if "application/json" not in content:  # a stream: its media type is what is documented
+            media_type = response.headers["content-type"].split(";")[0]
+            assert media_type in content, (method, path, media_type)
+            continue
+        schema = content["application/json"]["schema"]
         _check(schema, response.json(), components, f"{method.upper()} {path}")

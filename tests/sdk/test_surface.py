@@ -17,6 +17,7 @@ from memory_client import (
     APIStatusError,
     AsyncMemoryClient,
     AuthenticationError,
+    BadRequestError,
     ConflictError,
     ContextItem,
     ContextResponse,
@@ -54,6 +55,7 @@ EXPECTED_EXPORTS = {
     "APIResponseValidationError",
     "APIStatusError",
     "AuthenticationError",
+    "BadRequestError",
     "PermissionDeniedError",
     "NotFoundError",
     "ConflictError",
@@ -101,6 +103,10 @@ EXPECTED_EXPORTS = {
     "DroppedItem",
     "ContextResponse",
     "ErrorBody",
+    "EventPublic",
+    "EventsPublic",
+    "ImportConflict",
+    "ImportResult",
     "Health",
 }
 
@@ -258,7 +264,7 @@ def test_models_accept_unknown_fields() -> None:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (400, APIStatusError),
+        (400, BadRequestError),
         (401, AuthenticationError),
         (403, PermissionDeniedError),
         (404, NotFoundError),

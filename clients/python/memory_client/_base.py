@@ -7,6 +7,7 @@ twins (`_client.py`, `_async_client.py`) only send the calls and sleep between a
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import uuid
@@ -25,6 +26,7 @@ from ._errors import (
     APIStatusError,
     APITimeoutError,
     MemoryClientError,
+    error_class,
     make_status_error,
 )
 from ._messages import MessageLike, message_memory
@@ -39,11 +41,14 @@ from ._models import (
     AuditEventsPublic,
     ContextRequest,
     ContextResponse,
+    EventPublic,
+    EventsPublic,
     GrantCreate,
     GrantPermission,
     GrantPublic,
     GrantsPublic,
     Health,
+    ImportResult,
     MemoriesPublic,
     MemoryBatchCreate,
     MemoryBatchResult,
@@ -116,6 +121,7 @@ class _Call(Generic[T]):
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     success_statuses: frozenset[int] = frozenset()
+    content: bytes | None = None  # a raw body (sent instead of `json`)
 
 
 def _dump(model: BaseModel, *, explicit_nulls: bool = False) -> dict[str, Any]:
@@ -220,11 +226,13 @@ class _BaseClient(Generic[HttpClientT]):
         extra: dict[str, Any] = {}
         if self._timeout is not None:
             extra["timeout"] = self._timeout
+        if call.content is not None:
+            extra["content"] = call.content
         return self._http.build_request(
             call.method,
             self._base_url + call.path,
             params=tuple(call.params),
-            json=call.json,
+            json=call.json if call.content is None else None,
             headers=self._headers(call),
             **extra,
         )
@@ -536,6 +544,57 @@ class _BaseClient(Generic[HttpClientT]):
     def _call_get_summary_run(self, run_id: str) -> _Call[SummaryRunPublic]:
         return _Call("GET", f"/v1/summaries/runs/{_seg(run_id)}", SummaryRunPublic.model_validate)
 
+    # ---- calls: the event log, export and import ---------------------------------------------
+
+    def _call_list_events(
+        self, *, after: str | int | None, namespace_ids: StrOrList, limit: int | None
+    ) -> _Call[EventsPublic]:
+        params = _query(
+            [("after", after), ("namespace_id", _as_list(namespace_ids)), ("limit", limit)]
+        )
+        return _Call("GET", "/v1/events", EventsPublic.model_validate, params=params)
+
+    def _call_stream_events(
+        self, *, after: str | int | None, namespace_ids: StrOrList, last_event_id: str | None
+    ) -> _Call[None]:
+        """The request that opens an event stream (read with `_SSEParser`, not `parse`)."""
+        params = _query([("after", after), ("namespace_id", _as_list(namespace_ids))])
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        return _Call("GET", "/v1/events/stream", _no_body, params=params, headers=headers)
+
+    def _call_export(
+        self, namespace_id: str, *, format: str, include_embeddings: bool
+    ) -> _Call[None]:
+        params = _query(
+            [
+                ("namespace_id", namespace_id),
+                ("format", format),
+                ("include_embeddings", include_embeddings),
+            ]
+        )
+        return _Call("GET", "/v1/export", _no_body, params=params, headers={"Accept": "*/*"})
+
+    def _call_import_records(
+        self,
+        namespace_id: str,
+        records: Iterable[str | Mapping[str, Any]],
+        idempotency_key: str | None,
+    ) -> _Call[ImportResult]:
+        lines = [
+            record.rstrip("\n") if isinstance(record, str) else json.dumps(dict(record))
+            for record in records
+        ]
+        return _Call(
+            "POST",
+            "/v1/import",
+            ImportResult.model_validate,
+            params=_query([("namespace_id", namespace_id)]),
+            headers={"Content-Type": "application/x-ndjson", **_idempotency(idempotency_key)},
+            content=("\n".join(lines) + "\n").encode(),
+        )
+
     # ---- calls: search, conversation, context ------------------------------------------------
 
     def _call_search(
@@ -637,6 +696,70 @@ class _BaseClient(Generic[HttpClientT]):
             max_candidates=max_candidates,
         )
         return _Call("POST", "/v1/context", ContextResponse.model_validate, json=_dump(request))
+
+
+def _no_body(_: Any) -> None:
+    return None
+
+
+class _SSEParser:
+    """Turns the lines of a `text/event-stream` body into events (the SSE framing rules)."""
+
+    def __init__(self) -> None:
+        self.retry_seconds = 2.0
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def feed(self, line: str) -> tuple[str, str, str | None] | None:
+        """Take one line; return (event name, data, id) when it completes an event."""
+        if line == "":
+            if not self._data:
+                self._event = None
+                return None
+            event = (self._event or "message", "\n".join(self._data), self._id)
+            self._event, self._data, self._id = None, [], None
+            return event
+        if line.startswith(":"):
+            return None  # a comment: the server's heartbeat
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id":
+            self._id = value
+        elif name == "retry" and value.isdigit():
+            self.retry_seconds = int(value) / 1000
+        return None
+
+
+def _stream_event(frame: tuple[str, str, str | None], response: httpx.Response) -> EventPublic:
+    """The event a stream frame carries; an `error` frame raises the error it reports."""
+    name, data, _ = frame
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise APIResponseValidationError(
+            f"Event data is not JSON: {exc}", response=response, body=data
+        ) from exc
+    if name == "error":
+        status = body.get("status") if isinstance(body, dict) else None
+        status = status if isinstance(status, int) else 500
+        raise error_class(status)(
+            status,
+            body.get("code") if isinstance(body, dict) else None,
+            body.get("detail") if isinstance(body, dict) else None,
+            response.headers.get("X-Request-ID"),
+            body,
+        )
+    try:
+        return EventPublic.model_validate(body)
+    except ValidationError as exc:
+        raise APIResponseValidationError(
+            f"Unexpected event shape: {exc}", response=response, body=body
+        ) from exc
 
 
 def _idempotency(key: str | None) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -19,8 +19,10 @@ from ._base import (
     TiersLike,
     _BaseClient,
     _Call,
+    _SSEParser,
+    _stream_event,
 )
-from ._errors import MemoryClientError
+from ._errors import MemoryClientError, make_status_error
 from ._messages import MessageLike
 from ._models import (
     AgentPublic,
@@ -31,10 +33,13 @@ from ._models import (
     AuditEventPublic,
     AuditEventsPublic,
     ContextResponse,
+    EventPublic,
+    EventsPublic,
     GrantPermission,
     GrantPublic,
     GrantsPublic,
     Health,
+    ImportResult,
     MemoriesPublic,
     MemoryBatchResult,
     MemoryDeleted,
@@ -411,6 +416,122 @@ class MemoryClient(_BaseClient[httpx.Client]):
     def get_summary_run(self, run_id: str) -> SummaryRunPublic:
         """A summarizer run's record, by the `id` `run_summaries` returned."""
         return self._request(self._call_get_summary_run(run_id))
+
+    # ---- the event log, export and import ----------------------------------------------------
+
+    def list_events(
+        self,
+        *,
+        after: str | int | None = None,
+        namespace_ids: StrOrList = None,
+        limit: int | None = None,
+    ) -> EventsPublic:
+        """One page of events after the cursor `after`, oldest first; then `next_cursor`."""
+        return self._request(
+            self._call_list_events(after=after, namespace_ids=namespace_ids, limit=limit)
+        )
+
+    def iter_events(
+        self,
+        *,
+        after: str | int | None = None,
+        namespace_ids: StrOrList = None,
+        page_size: int | None = None,
+    ) -> Iterator[EventPublic]:
+        """Every event after `after` up to now, oldest first, fetching pages as needed."""
+        cursor = after
+        while True:
+            page = self.list_events(after=cursor, namespace_ids=namespace_ids, limit=page_size)
+            yield from page.data
+            if not page.has_more:
+                return
+            cursor = page.next_cursor
+
+    def stream_events(
+        self,
+        *,
+        after: str | int | None = None,
+        namespace_ids: StrOrList = None,
+        last_event_id: str | int | None = None,
+        reconnect: bool = True,
+    ) -> Iterator[EventPublic]:
+        """Events as they happen (server-sent events), from now on or after `after`.
+
+        When the server ends the stream (a restart) or the connection drops, it reconnects and
+        resumes after the last event it yielded (`reconnect=False` returns instead). Losing access
+        raises: NotFoundError for a namespace no longer readable, AuthenticationError for a
+        revoked key. Stop by breaking out of the loop.
+        """
+        resume = str(last_event_id) if last_event_id is not None else None
+        attempt = 0
+        while True:
+            call = self._call_stream_events(
+                after=None if resume is not None else after,
+                namespace_ids=namespace_ids,
+                last_event_id=resume,
+            )
+            request = self._build_request(call)
+            parser = _SSEParser()
+            try:
+                response = self._open_stream(request)
+                try:
+                    for line in response.iter_lines():
+                        frame = parser.feed(line)
+                        if frame is None:
+                            continue
+                        attempt = 0
+                        event = _stream_event(frame, response)
+                        resume = str(event.id)
+                        yield event
+                finally:
+                    response.close()
+            except httpx.RequestError as exc:
+                error = self._connection_error(exc, request)
+                delay = self._retry_delay(attempt, error)
+                if delay is None:
+                    raise error from exc
+                attempt += 1
+                time.sleep(delay)
+                continue
+            if not reconnect:
+                return
+            time.sleep(parser.retry_seconds)
+
+    def export(
+        self, namespace_id: str, *, format: str = "jsonl", include_embeddings: bool = False
+    ) -> Iterator[str]:
+        """Stream a namespace's export line by line (no line ends): JSONL records or Markdown.
+
+        The JSONL lines are what `import_records` takes back.
+        """
+        call = self._call_export(namespace_id, format=format, include_embeddings=include_embeddings)
+        request = self._build_request(call)
+        try:
+            response = self._open_stream(request)
+        except httpx.RequestError as exc:
+            raise self._connection_error(exc, request) from exc
+        try:
+            yield from response.iter_lines()
+        finally:
+            response.close()
+
+    def import_records(
+        self,
+        namespace_id: str,
+        records: Iterable[str | Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+    ) -> ImportResult:
+        """Import JSONL export records (lines, or dicts) into a namespace; idempotent."""
+        return self._request(self._call_import_records(namespace_id, records, idempotency_key))
+
+    def _open_stream(self, request: httpx.Request) -> httpx.Response:
+        response = self._http.send(request, stream=True)
+        if not response.is_success:
+            response.read()
+            response.close()
+            raise make_status_error(response)
+        return response
 
     # ---- search, conversation, context -------------------------------------------------------
 

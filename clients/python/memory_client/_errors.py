@@ -77,6 +77,10 @@ class APIStatusError(MemoryClientError):
         return f"{text} [request_id={self.request_id}]" if self.request_id else text
 
 
+class BadRequestError(APIStatusError):
+    """400: the request is malformed (a bad cursor, an import file with a bad line)."""
+
+
 class AuthenticationError(APIStatusError):
     """401: the API key is missing, wrong, revoked or expired."""
 
@@ -134,6 +138,7 @@ class InternalServerError(APIStatusError):
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,

@@ -555,3 +555,55 @@ class Health(_Model):
 
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# ---- the event log --------------------------------------------------------------------------
+
+
+class EventPublic(_Model):
+    """One thing that happened in a namespace; never content.
+
+    `type` is created, updated, superseded, archived, summarized, deleted, shared or revoked;
+    `actor` an agent id, "admin" or "system"; `id` is the cursor to resume after.
+    """
+
+    id: int
+    type: str
+    namespace_id: str
+    memory_id: str | None = None
+    actor: str
+    agent_id: str | None = None
+    key_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class EventsPublic(_Model):
+    """A page of events, oldest first; pass `next_cursor` as `after` to continue."""
+
+    data: list[EventPublic]
+    next_cursor: str
+    has_more: bool = False
+
+
+# ---- export and import ----------------------------------------------------------------------
+
+
+class ImportConflict(_Model):
+    """A record of an import file that was not imported, and why."""
+
+    line: int
+    record: str
+    id: str
+    reason: str
+
+
+class ImportResult(_Model):
+    """What an import did: memories and links created or already there, and the conflicts."""
+
+    namespace_id: str
+    created: int
+    skipped: int
+    links_created: int
+    links_skipped: int
+    conflicts: list[ImportConflict] = Field(default_factory=list)

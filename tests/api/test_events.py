@@ -405,3 +405,44 @@ def test_an_open_stream_does_not_hold_up_the_server_stopping(
         assert stream.next(timeout=10) is None  # the server ended the stream
     finally:
         stream.close()
+
+
+def test_a_syncing_reader_misses_no_event_while_many_write(make_agent) -> None:
+    """Polling with `after=next_cursor` during concurrent writes collects every event exactly once:
+    ids become visible in increasing order (on PostgreSQL thanks to the event lock)."""
+    agent = make_agent()
+    writers, per_writer = 4, 12
+    failures: list[str] = []
+
+    def write(worker: int) -> None:
+        with httpx.Client(
+            base_url=str(agent.client.base_url), headers=dict(agent.client.headers), timeout=60
+        ) as client:
+            for i in range(per_writer):
+                response = client.post(
+                    "/v1/memories", json={"content": f"writer {worker} note {i}", "key": f"k{i}"}
+                )
+                if response.status_code != 201:
+                    failures.append(response.text)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    collected: list[int] = []
+    cursor = "0"
+
+    def poll() -> None:
+        nonlocal cursor
+        page = agent.client.get("/v1/events", params={"after": cursor, "limit": 7}).json()
+        collected.extend(e["id"] for e in page["data"])
+        cursor = page["next_cursor"]
+
+    while any(thread.is_alive() for thread in threads):
+        poll()
+    for _ in range(50):
+        poll()
+    assert failures == []
+    everything = [e["id"] for e in _events(agent.client, limit=1000)]
+    # 48 writes; each after the first of its key supersedes the previous value
+    assert len(everything) == writers * per_writer * 2 - per_writer
+    assert collected == everything

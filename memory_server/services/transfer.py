@@ -1,9 +1,7 @@
 """Export and import: a namespace as JSONL (for machines, and back in) or Markdown (for people).
 
-The JSONL export is one record a line: a header (format, version, namespace, embedding model, time),
-then every memory in every state (active, archived, superseded keyed-fact history, summaries with
-their level and span), then every provenance link, then a trailer with the counts. Import takes the
-same file into a namespace the caller may write, keeping ids, versions, states and timestamps. It is
+The file format is in `export_format.py`, the Markdown page in `memory_md.py`. Import takes a JSONL
+export into a namespace the caller may write, keeping ids, versions, states and timestamps. It is
 idempotent: a record already stored identically is skipped, a different one is reported as a
 conflict and left alone. Everything it stores lands in one transaction with its index entries and
 its events, so a failure stores nothing.
@@ -16,16 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-)
 from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -35,113 +25,28 @@ from ..auth import Principal
 from ..config import Settings
 from ..db import Database
 from ..embeddings import Embedder
-from ..errors import BadRequest, Conflict
+from ..errors import Conflict
 from ..models import Memory, MemoryLink, MemoryTag, Namespace, utcnow
-from ..schemas import (
-    Kind,
-    MemoryKey,
-    MemoryPublic,
-    MemoryStatus,
-    Role,
-    ScopeId,
-    Tag,
-)
+from ..schemas import MemoryStatus
 from ..tokens import count_tokens
 from ..vectors import VectorStore
 from .events import Actor, EventType, PendingEvent
+from .export_format import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    ImportFile,
+    MemoryRecord,
+    memory_record,
+    parse_import,
+)
 from .indexing import vector_record
 from .memories import MESSAGE_KIND, MemoryService, content_hash
+from .memory_md import render_markdown
 
-EXPORT_FORMAT = "memory-server/export"
-EXPORT_VERSION = 1
 PAGE_SIZE = 500
 EMBED_BATCH = 256
 # Fields that may differ between two copies of one memory without it being a different memory.
 VOLATILE_FIELDS = frozenset({"namespace_id", "access_count", "last_accessed_at", "content_hash"})
-
-
-def memory_record(memory: Memory) -> dict[str, Any]:
-    """A memory as the export writes it: the API's memory shape, JSON-ready."""
-    public = MemoryPublic(**memory.model_dump(exclude={"meta"}), metadata=memory.meta)
-    return public.model_dump(mode="json")
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-class MemoryRecord(BaseModel):
-    """One memory of an import file. `namespace_id` and `content_hash` are ignored (re-derived)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")]
-    author_agent_id: str | None = Field(default=None, max_length=40)
-    user_id: ScopeId | None = None
-    thread_id: ScopeId | None = None
-    kind: Kind = "note"
-    role: Role | None = None
-    content: str = Field(min_length=1)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    tags: list[Tag] = Field(default_factory=list, max_length=32)
-    importance: float = Field(default=0.5, ge=0.0, le=1.0)
-    key: MemoryKey | None = None
-    created_at: datetime
-    updated_at: datetime | None = None
-    last_accessed_at: datetime | None = None
-    access_count: int = Field(default=0, ge=0)
-    token_count: int | None = Field(default=None, ge=0)
-    version: int = Field(default=1, ge=1)
-    status: MemoryStatus = MemoryStatus.ACTIVE
-    expires_at: datetime | None = None
-    superseded_by: str | None = Field(default=None, max_length=40)
-    level: int = Field(default=0, ge=0)
-    covers_from: datetime | None = None
-    covers_to: datetime | None = None
-
-    _aware_times = field_validator(
-        "created_at", "updated_at", "last_accessed_at", "expires_at", "covers_from", "covers_to"
-    )(_aware)
-
-
-class _Header(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    format: str
-    version: int
-    embedding_model: str | None = None
-
-
-class _Link(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    summary_id: str = Field(min_length=1, max_length=40)
-    source_id: str = Field(min_length=1, max_length=40)
-
-
-class _Trailer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    memories: int
-    links: int
-
-
-@dataclass(frozen=True)
-class _ImportedMemory:
-    line: int
-    record: MemoryRecord
-    embedding: list[float] | None
-
-
-@dataclass
-class ImportFile:
-    """A parsed, validated import file."""
-
-    embedding_model: str | None
-    memories: list[_ImportedMemory] = field(default_factory=list)
-    links: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -160,132 +65,6 @@ class ImportOutcome:
     links_created: int
     links_skipped: int
     conflicts: list[ImportConflictItem]
-
-
-def _bad_line(
-    line: int, message: str, loc: Sequence[Any] = (), kind: str = "invalid"
-) -> BadRequest:
-    return BadRequest(
-        f"line {line}: {message}",
-        code="invalid_import_line",
-        errors=[{"loc": ["line", line, *loc], "msg": message, "type": kind}],
-    )
-
-
-def parse_import(body: bytes, *, max_content_chars: int) -> ImportFile:
-    """Validate a whole JSONL import file; any bad line is a 400 naming it, before anything is
-    stored."""
-    lines = body.split(b"\n")
-    parsed: ImportFile | None = None
-    seen_ids: dict[str, int] = {}
-    trailer: tuple[int, _Trailer] | None = None
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        if trailer is not None:
-            raise _bad_line(number, "nothing may follow the 'end' record")
-        try:
-            item = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _bad_line(number, f"not a JSON object ({exc})", kind="json_invalid") from None
-        if not isinstance(item, dict):
-            raise _bad_line(number, "not a JSON object", kind="json_invalid")
-        kind = item.get("type")
-        try:
-            if parsed is None:
-                if kind != "header":
-                    raise _bad_line(number, "the first record must be the export 'header'")
-                header = _Header.model_validate(item)
-                if header.format != EXPORT_FORMAT or header.version != EXPORT_VERSION:
-                    raise _bad_line(
-                        number,
-                        f"unsupported export format {header.format!r} version {header.version} "
-                        f"(this server reads {EXPORT_FORMAT!r} version {EXPORT_VERSION})",
-                        kind="unsupported_format",
-                    )
-                parsed = ImportFile(header.embedding_model)
-            elif kind == "memory":
-                record = MemoryRecord.model_validate(item.get("memory"))
-                _check_memory(number, record, max_content_chars)
-                if record.id in seen_ids:
-                    raise _bad_line(
-                        number,
-                        f"memory {record.id!r} already appeared on line {seen_ids[record.id]}",
-                    )
-                seen_ids[record.id] = number
-                embedding = item.get("embedding")
-                if embedding is not None and (
-                    not isinstance(embedding, list)
-                    or not all(isinstance(x, int | float) for x in embedding)
-                ):
-                    raise _bad_line(number, "embedding must be a list of numbers", ["embedding"])
-                parsed.memories.append(_ImportedMemory(number, record, embedding))
-            elif kind == "link":
-                link = _Link.model_validate(item)
-                parsed.links.append((number, link.summary_id, link.source_id))
-            elif kind == "end":
-                trailer = (number, _Trailer.model_validate(item))
-            else:
-                raise _bad_line(number, f"unknown record type {kind!r}", ["type"])
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = [str(part) for part in first["loc"]]
-            loc = (["memory", *where] if kind == "memory" else where) or []
-            raise _bad_line(
-                number, f"{'.'.join(loc) or 'record'}: {first['msg']}", loc, first["type"]
-            ) from None
-    if parsed is None:
-        raise BadRequest(
-            "The import file is empty; it needs at least a header.", code="empty_import"
-        )
-    if trailer is not None:
-        number, end = trailer
-        if (end.memories, end.links) != (len(parsed.memories), len(parsed.links)):
-            raise _bad_line(
-                number,
-                f"the file ends with {end.memories} memories and {end.links} links announced, but "
-                f"holds {len(parsed.memories)} and {len(parsed.links)}: it was cut or edited",
-            )
-    _check_slots(parsed)
-    return parsed
-
-
-def _check_memory(line: int, record: MemoryRecord, max_content_chars: int) -> None:
-    if len(record.content) > max_content_chars:
-        raise _bad_line(
-            line,
-            f"content has {len(record.content)} characters; the limit is {max_content_chars}",
-            ["memory", "content"],
-        )
-    if record.kind == MESSAGE_KIND and (record.role is None or record.key is not None):
-        raise _bad_line(line, "a message needs a role and no key", ["memory", "kind"])
-    if record.kind != MESSAGE_KIND and record.role is not None:
-        raise _bad_line(line, "role is only for kind 'message'", ["memory", "role"])
-
-
-def _check_slots(parsed: ImportFile) -> None:
-    """The file on its own must keep the rules the database keeps: one active value per key, one
-    active copy of a non-message text per scope."""
-    keyed: dict[tuple[str, str], int] = {}
-    texts: dict[tuple[str, ...], int] = {}
-    for item in parsed.memories:
-        r = item.record
-        if r.status != MemoryStatus.ACTIVE:
-            continue
-        if r.key is not None:
-            slot = (r.user_id or "", r.key)
-            if slot in keyed:
-                raise _bad_line(
-                    item.line, f"a second active value for key {r.key!r} (line {keyed[slot]})"
-                )
-            keyed[slot] = item.line
-        if r.kind != MESSAGE_KIND:
-            dedup = (r.user_id or "", r.kind, r.key or "", content_hash(r.content))
-            if dedup in texts:
-                raise _bad_line(
-                    item.line, f"the same active {r.kind} as line {texts[dedup]} in one scope"
-                )
-            texts[dedup] = item.line
 
 
 class TransferService:
@@ -361,7 +140,7 @@ class TransferService:
             sources: dict[str, list[str]] = {}
             for link in _links(session, namespace.id):
                 sources.setdefault(link.summary_id, []).append(link.source_id)
-        yield from _markdown(namespace, rows, sources, utcnow())
+        yield from render_markdown(namespace, rows, sources, utcnow())
 
     @contextmanager
     def _snapshot(self) -> Iterator[Session]:
@@ -666,77 +445,3 @@ def _links(session: Session, namespace_id: str) -> list[MemoryLink]:
             .order_by(col(MemoryLink.summary_id), col(MemoryLink.source_id))
         ).all()
     )
-
-
-# ---- Markdown ----------------------------------------------------------------------------------
-
-
-def _markdown(
-    namespace: Namespace, rows: list[Memory], sources: dict[str, list[str]], now: datetime
-) -> Iterator[str]:
-    by_id = {m.id: m for m in rows}
-    keyed = [m for m in rows if m.key is not None]
-    summaries = [m for m in rows if m.kind == "summary"]
-    others = [m for m in rows if m.key is None and m.kind != "summary"]
-    yield f"# Memory: {namespace.name}\n\n"
-    yield (
-        f"Namespace `{namespace.id}`, exported {now:%Y-%m-%d %H:%M} UTC: {len(rows)} memories "
-        f"({len(keyed)} keyed facts and their history, {len(others)} other memories, "
-        f"{len(summaries)} summaries).\n\n"
-    )
-    if namespace.description:
-        yield f"{namespace.description}\n\n"
-    yield "## Facts by key\n\n"
-    if not keyed:
-        yield "_None._\n\n"
-    slots: dict[tuple[str, str], list[Memory]] = {}
-    for memory in keyed:
-        slots.setdefault((memory.key or "", memory.user_id or ""), []).append(memory)
-    for (key, user), history in sorted(slots.items()):
-        yield f"### `{key}`" + (f" (user {user})" if user else "") + "\n\n"
-        for memory in sorted(history, key=lambda m: (m.created_at, m.id), reverse=True):
-            state = "current" if memory.status == MemoryStatus.ACTIVE else str(memory.status)
-            yield f"- **{state}** ({memory.created_at:%Y-%m-%d}, {memory.kind}): {_text(memory)}\n"
-        yield "\n"
-    yield "## Memories by date\n\n"
-    if not others:
-        yield "_None._\n\n"
-    day = None
-    for memory in others:
-        if memory.created_at.date() != day:
-            day = memory.created_at.date()
-            yield f"\n### {day:%Y-%m-%d}\n\n"
-        label = [memory.kind] + ([memory.role] if memory.role else [])
-        if memory.thread_id:
-            label.append(f"thread {memory.thread_id}")
-        if memory.user_id:
-            label.append(f"user {memory.user_id}")
-        if memory.status != MemoryStatus.ACTIVE:
-            label.append(str(memory.status))
-        yield f"- {memory.created_at:%H:%M} · {' · '.join(label)}: {_text(memory)}\n"
-    yield "\n## Summaries\n\n"
-    if not summaries:
-        yield "_None._\n"
-    for summary in summaries:
-        span = ""
-        if summary.covers_from and summary.covers_to:
-            span = f", {summary.covers_from:%Y-%m-%d %H:%M} to {summary.covers_to:%Y-%m-%d %H:%M}"
-        yield f"### Summary `{summary.id}` (level {summary.level}{span})\n\n"
-        yield f"{summary.content.strip()}\n\nSources:\n\n"
-        for source_id in sorted(sources.get(summary.id, [])):
-            source = by_id.get(source_id)
-            if source is None:
-                yield f"- `{source_id}` (not in this export)\n"
-            else:
-                yield (
-                    f"- `{source_id}` ({source.created_at:%Y-%m-%d %H:%M}, {source.kind}): "
-                    f"{_text(source, 120)}\n"
-                )
-        yield "\n"
-
-
-def _text(memory: Memory, limit: int | None = None) -> str:
-    text = " ".join(memory.content.split())
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text

@@ -431,3 +431,32 @@ def test_export_requires_a_namespace(make_agent) -> None:
         "/v1/export", params={"namespace_id": agent.namespace_id, "format": "xml"}
     )
     assert unknown.status_code == 422
+
+
+def test_embeddings_in_the_file_are_kept_only_when_made_by_the_same_model(make_agent) -> None:
+    agent = make_agent()
+    now = datetime.now(UTC).isoformat()
+    marker = [0.0] * 384
+    marker[7] = 1.0  # no sentence embeds to exactly this
+
+    def memory(id_: str, text: str) -> str:
+        item = {"id": id_, "content": text, "created_at": now}
+        return json.dumps({"type": "memory", "memory": item, "embedding": marker})
+
+    for model, id_, kept in (
+        (EMBEDDING_MODEL, "mem_same", True),
+        ("other-model", "mem_other", False),
+    ):
+        header = {
+            "type": "header",
+            "format": "memory-server/export",
+            "version": 1,
+            "embedding_model": model,
+        }
+        body = f"{json.dumps(header)}\n{memory(id_, f'Imported with {model}')}"
+        assert _import(agent.client, agent.namespace_id, body).json()["created"] == 1
+        records = _records(
+            _export(agent.client, agent.namespace_id, include_embeddings="true").text
+        )
+        (stored,) = [r["embedding"] for r in records if r.get("memory", {}).get("id") == id_]
+        assert (stored == pytest.approx(marker)) is kept, model

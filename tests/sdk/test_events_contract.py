@@ -19,6 +19,8 @@ from memory_client import (
     NotFoundError,
 )
 
+from tests.sdk.loopback_http import Reply, script
+
 Sdk = Callable[..., Any]
 
 
@@ -161,3 +163,61 @@ def test_export_and_import_records(server: Any, sdk: Sdk, make_agent: Any) -> No
     assert error.errors and error.errors[0]["loc"] == ["line", 2]
     with pytest.raises(NotFoundError):
         client.export("ns_someone_elses")
+
+
+def test_stream_events_reconnects_with_last_event_id(sdk: Sdk, loopback: Any, runner: Any) -> None:
+    """A stream the server ends is reopened after its `retry:` delay, resuming from the last id."""
+
+    def frames(event_id: int) -> bytes:
+        event = {
+            "id": event_id,
+            "type": "created",
+            "namespace_id": "ns_1",
+            "memory_id": f"mem_{event_id}",
+            "actor": "agt_1",
+            "agent_id": "agt_1",
+            "key_id": "key_1",
+            "details": {"kind": "note"},
+            "created_at": "2024-05-01T00:00:00Z",
+        }
+        return (
+            f"retry: 10\n: connected\n\n: heartbeat\n\nid: {event_id}\n"
+            f"data: {json.dumps(event)}\n\n"
+        ).encode()
+
+    sse = {"Content-Type": "text/event-stream"}
+    server = loopback(
+        script(
+            Reply(200, headers=sse, raw=frames(41)),
+            Reply(200, headers=sse, raw=frames(42)),
+            Reply(
+                200,
+                headers=sse,
+                raw=b'event: error\ndata: {"status": 404, '
+                b'"code": "namespace_not_found", "detail": "gone"}\n\n',
+            ),
+        )
+    )
+    client = sdk(server.url, "mk_test").client
+    seen: list[EventPublic] = []
+
+    async def consume_async() -> None:
+        async for event in client.stream_events(after=40, namespace_ids=["ns_1"]):
+            seen.append(event)
+
+    with pytest.raises(NotFoundError) as caught:
+        if isinstance(client, AsyncMemoryClient):
+            runner.run(consume_async())
+        else:
+            seen.extend(client.stream_events(after=40, namespace_ids=["ns_1"]))
+    assert caught.value.detail == "gone"
+    assert [(e.id, e.memory_id, e.details) for e in seen] == [
+        (41, "mem_41", {"kind": "note"}),
+        (42, "mem_42", {"kind": "note"}),
+    ]
+    first, second, third = server.seen
+    assert first.target == "/v1/events/stream?after=40&namespace_id=ns_1"
+    assert "last-event-id" not in first.headers
+    assert first.headers["accept"] == "text/event-stream"
+    assert second.target == "/v1/events/stream?namespace_id=ns_1"
+    assert (second.headers["last-event-id"], third.headers["last-event-id"]) == ("41", "42")

@@ -17,7 +17,7 @@ from memory_server.auth import Principal
 from memory_server.config import Settings
 from memory_server.db import Database
 from memory_server.embeddings import Embedder
-from memory_server.errors import Conflict, InvalidRequest, NotFound
+from memory_server.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
 from memory_server.models import SummaryRun, new_id, utcnow
 from memory_server.services.leases import Lease
 from memory_server.services.memories import MemoryService, SummaryDraft
@@ -205,7 +205,11 @@ class Summarizer:
             if lost.is_set():  # another process may be running now: stop before the next group
                 failures.append({"source_ids": [], "reason": "lost the summarizer lease"})
                 break
-            self._condense_group(group, report, failures)
+            try:
+                self._condense_group(group, report, failures)
+            except StoreUnavailable as down:  # the index is down: nothing stored; try next run
+                failures.append({"source_ids": group.source_ids, "reason": down.detail})
+                break
             run.failures = list(failures)
             self._save(run)
         run.failures = failures

@@ -95,12 +95,15 @@ class ChromaVectorStore:
 
     def _open(self, embedding_model: str | None = None) -> Any:
         metadata = {"embedding_model": embedding_model} if embedding_model else None
-        return self._client.get_or_create_collection(
+        collection = self._client.get_or_create_collection(
             self._name,
             embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}},
             metadata=metadata,
         )
+        if metadata and (collection.metadata or {}).get("embedding_model") != embedding_model:
+            collection.modify(metadata=metadata)  # another process created it a moment before us
+        return collection
 
     def upsert(self, records: Sequence[VectorRecord]) -> None:
         if not records:

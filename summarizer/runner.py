@@ -101,14 +101,18 @@ class Summarizer:
     def run_scheduled(self) -> None:
         """The periodic run over every namespace; skipped when another process holds the lease."""
         report = self.run(None, dry_run=False, triggered_by="schedule")
-        if report is not None and report.run.groups:
+        if report is None:
+            log.info("scheduled summary run: skipped, another process holds the lease")
+        elif report.run.groups:
             log.info(
-                "summarizer condensed %d memories into %d summaries (%d -> %d tokens)",
+                "scheduled summary run: condensed %d memories into %d summaries (%d -> %d tokens)",
                 report.run.sources,
                 report.run.groups,
                 report.run.tokens_before,
                 report.run.tokens_after,
             )
+        else:
+            log.info("scheduled summary run: nothing to condense")
 
     def get_run(self, principal: Principal, run_id: str) -> SummaryRun:
         """A run record, for a caller who may read its namespace (all namespaces: admin only)."""

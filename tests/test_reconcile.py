@@ -147,6 +147,8 @@ def test_scheduled_reconciles_leave_concurrent_writes_alone(
         thread.join()
     time.sleep(3)  # at least one more scheduled pass after the last write
     assert failures == []
-    assert _sql_ids(server.settings) == set(stored) == set(_collection(server.settings).get()["ids"])
+    assert (
+        _sql_ids(server.settings) == set(stored) == set(_collection(server.settings).get()["ids"])
+    )
     repairs = [r.getMessage() for r in caplog.records if "out of step" in r.getMessage()]
     assert repairs == []  # writes in flight were never taken for drift

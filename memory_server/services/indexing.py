@@ -29,7 +29,8 @@ from .leases import Lease, holding
 
 log = logging.getLogger(__name__)
 
-REINDEX_BATCH = 256
+REINDEX_BATCH = 256  # memories embedded per batch
+WRITE_BATCH = 2000  # index records per metadata update or delete (under Chroma's batch limit)
 LEASE_NAME = "reconciler"
 LEASE_TTL = timedelta(seconds=60)
 CONTENT_FIELD = "content"  # metadata key of the short content hash in the index
@@ -194,7 +195,8 @@ class IndexService:
             drift = _compare(self._expected(ids), dict(self._vectors.entries(ids)), ids)
         self._reembed(drift.missing + drift.stale)
         self._relabel(drift.relabel)
-        self._vectors.delete(drift.orphans)
+        for start in range(0, len(drift.orphans), WRITE_BATCH):
+            self._vectors.delete(drift.orphans[start : start + WRITE_BATCH])
         report = ReconcileReport(
             rebuilt=False,
             sql_count=sql_count,
@@ -248,5 +250,6 @@ class IndexService:
             )
 
     def _relabel(self, ids: Sequence[str]) -> None:
-        expected = self._expected(ids)
-        self._vectors.update_metadata(list(expected.items()))
+        items = list(self._expected(ids).items())
+        for start in range(0, len(items), WRITE_BATCH):
+            self._vectors.update_metadata(items[start : start + WRITE_BATCH])

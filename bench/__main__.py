@@ -2,6 +2,7 @@
 
 python -m bench            # full size: 10 personas; 100k memories across 100 agents
 python -m bench --quick    # small sizes, a couple of minutes
+python -m bench --skip-scale-out   # without the PostgreSQL + Chroma server + two servers run
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=DOC)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--skip-scale-out",
+        action="store_true",
+        help="leave out the latency run in scale-out mode (PostgreSQL + chroma run + 2 servers)",
+    )
     args = parser.parse_args(argv)
 
     sections = [
@@ -67,6 +73,28 @@ def main(argv: list[str] | None = None) -> None:
             "",
             f"Command: `python -m bench.latency --memories {size[0]} --agents {size[1]} "
             f"--requests {size[2]}` (the loaded data is kept under `var/bench/` and reused).",
+            "",
+            latency.markdown(result),
+            "",
+        ]
+    if not args.skip_latency and not args.skip_scale_out:
+        size = (5_000, 10, 100) if args.quick else (100_000, 100, 400)
+        command = [
+            "--memories",
+            str(size[0]),
+            "--agents",
+            str(size[1]),
+            "--requests",
+            str(size[2]),
+            "--scale-out",
+        ]
+        result = latency.main(command)
+        sections += [
+            "## Latency of `POST /v1/context` in scale-out mode",
+            "",
+            f"Command: `python -m bench.latency {' '.join(command)}` (docs/deployment.md: "
+            "PostgreSQL, a `chroma run` server and two server processes; the PostgreSQL server is "
+            "`MEMORY_TEST_POSTGRES_URL`'s, or `--postgres`).",
             "",
             latency.markdown(result),
             "",

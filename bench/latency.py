@@ -7,6 +7,10 @@ measures, in one run:
   distinct, so the query cache does not help), p50/p95/p99 and requests/s.
 
     python -m bench.latency [--memories 100000] [--agents 100] [--requests 400] [--fresh]
+
+With `--scale-out` the same measurement runs in scale-out mode (docs/deployment.md): PostgreSQL
+(`--postgres`, a fresh database per size), the index on a `chroma run` server, and two server
+processes with the clients spread over both. The floor then includes the hop to Chroma.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import json
 import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,39 @@ import httpx
 
 ADMIN_KEY = "bench-admin-key-0123456789"
 DEFAULT_DIR = Path("var/bench/latency")
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where the benchmark's data lives: the embedded default, or PostgreSQL + a Chroma server."""
+
+    data_dir: Path
+    database_url: str | None = None
+    chroma_port: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def settings(self, **overrides: Any) -> Any:
+        from memory_server.config import Settings
+
+        options: dict[str, Any] = {"data_dir": self.data_dir, "admin_key": ADMIN_KEY}
+        if self.database_url:
+            options["database_url"] = self.database_url
+        if self.chroma_port:
+            options |= {"vector_store": "chroma-server", "chroma_port": self.chroma_port}
+        return Settings(**(options | overrides))
+
+    def env(self, data_dir: Path, port: int) -> dict[str, str]:
+        env = _env(data_dir, port)
+        if self.database_url:
+            env["MEMORY_DATABASE_URL"] = self.database_url
+        if self.chroma_port:
+            env |= {
+                "MEMORY_VECTOR_STORE": "chroma-server",
+                "MEMORY_CHROMA_PORT": str(self.chroma_port),
+            }
+        return env
+
 
 SUBJECTS = [
     "the billing service",
@@ -117,18 +157,18 @@ def _env(data_dir: Path, port: int) -> dict[str, str]:
     }
 
 
-def load(data_dir: Path, memories: int, agents: int, seed: int) -> list[dict[str, str]]:
-    """Fill `data_dir` through the service layer (the write path, without HTTP); return agents."""
+def load(stores: Stores, memories: int, agents: int, seed: int) -> list[dict[str, str]]:
+    """Fill the stores through the service layer (the write path, without HTTP); return agents.
+
+    The manifest of agents is written last, so a store with one was loaded completely."""
     from memory_server.auth import Principal
-    from memory_server.config import Settings
     from memory_server.runtime import build_runtime
     from memory_server.schemas import AgentCreate, ApiKeyCreate, MemoryCreate
 
-    manifest = data_dir / "agents.json"
+    manifest = stores.data_dir / "agents.json"
     if manifest.exists():
         return list(json.loads(manifest.read_text()))
-    shutil.rmtree(data_dir, ignore_errors=True)
-    runtime = build_runtime(Settings(data_dir=data_dir, admin_key=ADMIN_KEY))
+    runtime = build_runtime(stores.settings())
     rng = random.Random(seed)
     created = []
     started = time.perf_counter()
@@ -161,15 +201,14 @@ def load(data_dir: Path, memories: int, agents: int, seed: int) -> list[dict[str
     return created
 
 
-def floor(data_dir: Path, agents: list[dict[str, str]], samples: int, seed: int) -> list[float]:
+def floor(stores: Stores, agents: list[dict[str, str]], samples: int, seed: int) -> list[float]:
     """Seconds for one query embedding + one namespace-filtered vector query, in-process."""
-    from memory_server.config import Settings
     from memory_server.db import Database
     from memory_server.embeddings import load_embedder
     from memory_server.models import Agent
     from memory_server.vectors import open_vector_store
 
-    settings = Settings(data_dir=data_dir, admin_key=ADMIN_KEY)
+    settings = stores.settings()
     embedder = load_embedder(settings.embedding_model)
     vectors = open_vector_store(settings)
     db = Database(settings.resolved_database_url)
@@ -217,8 +256,14 @@ class Run:
 
 
 async def drive(
-    url: str, agents: list[dict[str, str]], concurrency: int, requests: int, seed: int, budget: int
+    urls: list[str],
+    agents: list[dict[str, str]],
+    concurrency: int,
+    requests: int,
+    seed: int,
+    budget: int,
 ) -> Run:
+    """`requests` context calls from `concurrency` clients, spread round-robin over `urls`."""
     rng = random.Random(seed * 1000 + concurrency)
     jobs = [(rng.choice(agents)["key"], synthetic_query(rng)) for _ in range(requests)]
     latencies: list[float] = []
@@ -241,26 +286,34 @@ async def drive(
             errors += response.status_code != 200
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        for _ in range(min(8, requests)):  # warm connections and caches of the code path
-            await client.post(
-                "/v1/context",
-                json={"query": "warm up", "budget_tokens": budget},
-                headers={"Authorization": f"Bearer {agents[0]['key']}"},
-            )
+    clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits) for url in urls]
+    try:
+        for client in clients:
+            for _ in range(min(8, requests)):  # warm connections and caches of the code path
+                await client.post(
+                    "/v1/context",
+                    json={"query": "warm up", "budget_tokens": budget},
+                    headers={"Authorization": f"Bearer {agents[0]['key']}"},
+                )
         started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(concurrency)))
         wall = time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.aclose()
     return Run(concurrency, latencies, wall, errors)
 
 
-def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
+def launch(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [sys.executable, "-m", "memory_server.cli", "serve"],
-        env=_env(data_dir, port),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
@@ -275,6 +328,57 @@ def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not become ready")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def open_stores(data_dir: Path, *, scale_out: bool, postgres: str, fresh: bool) -> Iterator[Stores]:
+    """The benchmark's stores; in scale-out mode a PostgreSQL database (one per data dir, kept for
+    reuse like the data dir) and a `chroma run` server over `<data dir>/chroma-server`."""
+    complete = (data_dir / "agents.json").exists()
+    database = "bench_" + "".join(c if c.isalnum() else "_" for c in data_dir.name)
+    if fresh or not complete:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    if not scale_out:
+        yield Stores(data_dir)
+        return
+    import psycopg
+
+    admin_url = postgres.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        if fresh or not complete:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if exists.fetchone() is None:
+            admin.execute(f'CREATE DATABASE "{database}"')
+    data_dir.mkdir(parents=True, exist_ok=True)
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
+    port = free_port()
+    process = subprocess.Popen(
+        [chroma, "run", "--path", str(data_dir / "chroma-server"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("chroma run did not start")
+            time.sleep(0.2)
+        yield Stores(data_dir, postgres.rsplit("/", 1)[0] + "/" + database, port)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
 def run(
     memories: int,
     agents_count: int,
@@ -283,26 +387,33 @@ def run(
     fresh: bool,
     seed: int = 7,
     budget: int = 512,
+    scale_out: bool = False,
+    postgres: str = DEFAULT_POSTGRES,
 ) -> dict[str, Any]:
-    if fresh:
-        shutil.rmtree(data_dir, ignore_errors=True)
-    started = time.perf_counter()
-    agents = load(data_dir, memories, agents_count, seed)
-    load_seconds = time.perf_counter() - started
-    floor_times = floor(data_dir, agents, 200, seed)
-    port = 18000 + random.Random().randint(0, 999)
-    process = serve(data_dir, port)
-    try:
-        runs = [
-            asyncio.run(drive(f"http://127.0.0.1:{port}", agents, c, requests, seed, budget))
-            for c in (1, 8, 32)
+    with open_stores(data_dir, scale_out=scale_out, postgres=postgres, fresh=fresh) as stores:
+        started = time.perf_counter()
+        agents = load(stores, memories, agents_count, seed)
+        load_seconds = time.perf_counter() - started
+        floor_times = floor(stores, agents, 200, seed)
+        ports = [free_port() for _ in range(2 if scale_out else 1)]
+        homes = [data_dir / f"server-{i}" for i in range(len(ports))] if scale_out else [data_dir]
+        processes = [
+            launch(stores.env(home, port)) for home, port in zip(homes, ports, strict=True)
         ]
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+        try:
+            for process, port in zip(processes, ports, strict=True):
+                wait_ready(process, port)
+            urls = [f"http://127.0.0.1:{port}" for port in ports]
+            runs = [asyncio.run(drive(urls, agents, c, requests, seed, budget)) for c in (1, 8, 32)]
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=60)
     floor_p50 = statistics.median(floor_times) * 1000
     summaries = [r.summary() for r in runs]
     return {
+        "mode": "scale-out" if scale_out else "embedded",
         "memories": memories,
         "agents": agents_count,
         "budget_tokens": budget,
@@ -315,9 +426,15 @@ def run(
 
 
 def markdown(result: dict[str, Any]) -> str:
+    where = (
+        "PostgreSQL, a `chroma run` server and two server processes, clients spread over both"
+        if result.get("mode") == "scale-out"
+        else "SQLite and embedded Chroma, one server process"
+    )
     lines = [
-        f"{result['memories']:,} memories across {result['agents']} agents; context calls with "
-        f"`budget_tokens={result['budget_tokens']}`, each query distinct (no cache hits).",
+        f"{result['memories']:,} memories across {result['agents']} agents ({where}); context "
+        f"calls with `budget_tokens={result['budget_tokens']}`, each query distinct (no cache "
+        "hits).",
         "",
         "| clients | requests | errors | p50 ms | p95 ms | p99 ms | req/s |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -329,7 +446,9 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Floor (query embedding + bare filtered vector query, in-process): "
+        "Floor (query embedding + bare filtered vector query, in-process"
+        + (", over HTTP to Chroma" if result.get("mode") == "scale-out" else "")
+        + "): "
         f"p50 {result['floor_p50_ms']} ms, p95 {result['floor_p95_ms']} ms.",
         f"Single-client p50 / floor p50 = **{result['p50_over_floor']}x**.",
     ]
@@ -343,9 +462,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--fresh", action="store_true", help="reload even if data exists")
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="PostgreSQL + `chroma run` + two server processes (docs/deployment.md)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("MEMORY_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="a PostgreSQL URL whose server may create the benchmark's database (--scale-out)",
+    )
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or DEFAULT_DIR / f"{args.memories}-{args.agents}"
-    result = run(args.memories, args.agents, args.requests, data_dir, args.fresh)
+    suffix = "-scale-out" if args.scale_out else ""
+    data_dir = args.data_dir or DEFAULT_DIR / f"{args.memories}-{args.agents}{suffix}"
+    result = run(
+        args.memories,
+        args.agents,
+        args.requests,
+        data_dir,
+        args.fresh,
+        scale_out=args.scale_out,
+        postgres=args.postgres,
+    )
     print(markdown(result))
     return result
 

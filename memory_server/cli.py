@@ -1,4 +1,4 @@
-"""`memory-server` command line: serve, reindex, migrate."""
+"""`memory-server` command line: serve, reindex, reconcile, migrate."""
 
 from __future__ import annotations
 
@@ -65,6 +65,27 @@ def reindex(settings: Settings) -> None:
         runtime.close()
 
 
+def reconcile(settings: Settings) -> None:
+    try:
+        runtime = build_runtime(settings, reconcile=False)
+    except StartupError as exc:
+        raise SystemExit(f"memory-server: cannot start: {exc}") from None
+    try:
+        report = runtime.index.reconcile_exclusive()
+    finally:
+        runtime.close()
+    if report.skipped:
+        print("another process is reconciling the vector index right now; nothing done")
+    elif report.rebuilt:
+        print(f"rebuilt the vector index: {report.added} memories embedded")
+    else:
+        print(
+            f"{report.sql_count} memories in SQL, {report.index_count} in the vector index; "
+            f"repaired: {report.added} added, {report.refreshed} re-embedded, "
+            f"{report.relabeled} relabeled, {report.removed} removed"
+        )
+
+
 def migrate_only(settings: Settings) -> None:
     from .db import Database
     from .migrations import migrate
@@ -82,11 +103,20 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the HTTP server (MEMORY_HOST:MEMORY_PORT)")
     commands.add_parser("reindex", help="rebuild the vector index from SQL")
+    commands.add_parser(
+        "reconcile", help="compare the vector index with SQL and repair what differs"
+    )
     commands.add_parser("migrate", help="apply pending SQL migrations and exit")
     args = parser.parse_args(argv)
     settings = _settings()
     _configure_logging(settings.log_level)
-    {"serve": serve, "reindex": reindex, "migrate": migrate_only}[args.command](settings)
+    commands_by_name = {
+        "serve": serve,
+        "reindex": reindex,
+        "reconcile": reconcile,
+        "migrate": migrate_only,
+    }
+    commands_by_name[args.command](settings)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         default=300, ge=1, description="How often expired memories are purged."
     )
     reconcile_on_startup: bool = True
+    reconcile_interval_minutes: float = Field(
+        default=0,
+        ge=0,
+        description="How often the vector index is compared with SQL and repaired while serving "
+        "(one process at a time); 0 disables the schedule.",
+    )
     rate_limit_per_minute: int = Field(
         default=600,
         ge=0,
@@ -82,7 +88,7 @@ class Settings(BaseSettings):
     summary_timeout_seconds: float = Field(
         default=60, gt=0, description="How long one summary model call may take."
     )
-    summary_interval_minutes: int = Field(
+    summary_interval_minutes: float = Field(
         default=0, ge=0, description="How often the summarizer runs on its own; 0 disables it."
     )
     summary_lease_seconds: int = Field(

@@ -63,7 +63,8 @@ class Runtime:
     scheduler: BackgroundScheduler | None = None
 
     def start_jobs(self) -> None:
-        """Start the background work: expiry purge, summaries (if scheduled), access bookkeeping."""
+        """Start the background work: expiry purge, summaries and index checks (if scheduled),
+        access bookkeeping."""
         self.recorder.start()
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
@@ -80,6 +81,15 @@ class Runtime:
                 "interval",
                 minutes=self.settings.summary_interval_minutes,
                 id="summarize",
+                max_instances=1,
+                coalesce=True,
+            )
+        if self.settings.reconcile_interval_minutes > 0:
+            scheduler.add_job(
+                self.index.reconcile_scheduled,
+                "interval",
+                minutes=self.settings.reconcile_interval_minutes,
+                id="reconcile",
                 max_instances=1,
                 coalesce=True,
             )
@@ -127,13 +137,18 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
     count_tokens("warm up", settings.default_token_model)  # litellm's slow import, done now
     index = IndexService(db, vectors, embedder)
     if settings.reconcile_on_startup if reconcile is None else reconcile:
-        report = index.reconcile()
-        log.info(
-            "vector index checked: %d memories in SQL, %d repaired%s",
-            report.sql_count,
-            report.repaired,
-            " (rebuilt)" if report.rebuilt else "",
-        )
+        try:
+            report = index.reconcile_exclusive()
+        except Exception as exc:
+            db.dispose()
+            raise StartupError(f"vector store {settings.vector_store}: {_one_line(exc)}") from exc
+        if not report.skipped:
+            log.info(
+                "vector index checked: %d memories in SQL, %d repaired%s",
+                report.sql_count,
+                report.repaired,
+                " (rebuilt)" if report.rebuilt else "",
+            )
     queries = QueryEmbedder(embedder)
     recorder = AccessRecorder(db)
     retriever = Retriever(db, vectors, queries)

@@ -7,9 +7,9 @@ few scalar fields that filters need, and can always be rebuilt from SQL.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .config import Settings
 
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 Scalar = str | int | float | bool
 Where = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,10 @@ class VectorStore(Protocol):
 
     def count(self) -> int: ...
 
-    def versions(self, page_size: int = 5000) -> Iterator[tuple[str, int]]:
-        """Every (id, version) in the index, page by page."""
+    def entries(
+        self, ids: Sequence[str] | None = None, page_size: int = 5000
+    ) -> Iterator[tuple[str, dict[str, Scalar]]]:
+        """(id, metadata) of every record in the index, or of those of `ids` it holds."""
         ...
 
     def embedding_model(self) -> str | None:
@@ -79,41 +82,61 @@ class ChromaVectorStore:
         self._name = collection_name
         self._collection = self._open()
 
+    def _call(self, operation: Callable[[Any], T]) -> T:
+        """Run `operation` on the collection; if Chroma no longer knows our handle (another
+        process rebuilt the collection), look the collection up by name and try once more."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            return operation(self._collection)
+        except NotFoundError:
+            self._collection = self._client.get_collection(self._name)  # NotFoundError if gone
+            return operation(self._collection)
+
     def _open(self, embedding_model: str | None = None) -> Any:
         metadata = {"embedding_model": embedding_model} if embedding_model else None
-        return self._client.get_or_create_collection(
+        collection = self._client.get_or_create_collection(
             self._name,
             embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}},
             metadata=metadata,
         )
+        if metadata and (collection.metadata or {}).get("embedding_model") != embedding_model:
+            collection.modify(metadata=metadata)  # another process created it a moment before us
+        return collection
 
     def upsert(self, records: Sequence[VectorRecord]) -> None:
         if not records:
             return
-        self._collection.upsert(
-            ids=[r.id for r in records],
-            embeddings=[r.embedding for r in records],
-            metadatas=[r.metadata for r in records],
+        self._call(
+            lambda c: c.upsert(
+                ids=[r.id for r in records],
+                embeddings=[r.embedding for r in records],
+                metadatas=[r.metadata for r in records],
+            )
         )
 
     def update_metadata(self, items: Sequence[tuple[str, dict[str, Scalar]]]) -> None:
         if items:
-            self._collection.update(
-                ids=[memory_id for memory_id, _ in items],
-                metadatas=[metadata for _, metadata in items],
+            self._call(
+                lambda c: c.update(
+                    ids=[memory_id for memory_id, _ in items],
+                    metadatas=[metadata for _, metadata in items],
+                )
             )
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            self._collection.delete(ids=list(ids))
+            self._call(lambda c: c.delete(ids=list(ids)))
 
     def query(
         self, embedding: list[float], k: int, where: Where | None, with_embeddings: bool = False
     ) -> list[VectorHit]:
         include = ["distances", "embeddings"] if with_embeddings else ["distances"]
-        result = self._collection.query(
-            query_embeddings=[embedding], n_results=k, where=where, include=include
+        result = self._call(
+            lambda c: c.query(
+                query_embeddings=[embedding], n_results=k, where=where, include=include
+            )
         )
         ids = result["ids"][0]
         distances = result["distances"][0]
@@ -126,24 +149,39 @@ class ChromaVectorStore:
     def embeddings(self, ids: Sequence[str]) -> dict[str, Sequence[float]]:
         if not ids:
             return {}
-        result = self._collection.get(ids=list(ids), include=["embeddings"])
+        result = self._call(lambda c: c.get(ids=list(ids), include=["embeddings"]))
         return dict(zip(result["ids"], result["embeddings"], strict=True))
 
     def count(self) -> int:
-        return int(self._collection.count())
+        return int(self._call(lambda c: c.count()))
 
-    def versions(self, page_size: int = 5000) -> Iterator[tuple[str, int]]:
+    def entries(
+        self, ids: Sequence[str] | None = None, page_size: int = 5000
+    ) -> Iterator[tuple[str, dict[str, Scalar]]]:
+        if ids is not None:
+            for start in range(0, len(ids), page_size):
+                chunk = list(ids[start : start + page_size])
+                yield from self._page({"ids": chunk})
+            return
         offset = 0
         while True:
-            page = self._collection.get(limit=page_size, offset=offset, include=["metadatas"])
-            ids = page["ids"]
-            if not ids:
+            page = list(self._page({"limit": page_size, "offset": offset}))
+            if not page:
                 return
-            for memory_id, metadata in zip(ids, page["metadatas"], strict=True):
-                yield memory_id, int((metadata or {}).get("version", 0))
-            offset += len(ids)
+            yield from page
+            offset += len(page)
+
+    def _page(self, selection: dict[str, Any]) -> Iterator[tuple[str, dict[str, Scalar]]]:
+        page = self._call(lambda c: c.get(include=["metadatas"], **selection))
+        return zip(page["ids"], [dict(m or {}) for m in page["metadatas"]], strict=True)
 
     def embedding_model(self) -> str | None:
+        from chromadb.errors import NotFoundError
+
+        try:  # asked of the server each time: another process may have rebuilt the index
+            self._collection = self._client.get_collection(self._name)
+        except NotFoundError:
+            return None
         metadata = self._collection.metadata or {}
         model = metadata.get("embedding_model")
         return str(model) if model else None
@@ -157,7 +195,7 @@ class ChromaVectorStore:
 
     def ping(self) -> None:
         self._client.heartbeat()
-        self._collection.count()
+        self._call(lambda c: c.count())
 
 
 def open_vector_store(settings: Settings) -> VectorStore:

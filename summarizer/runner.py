@@ -17,7 +17,7 @@ from memory_server.auth import Principal
 from memory_server.config import Settings
 from memory_server.db import Database
 from memory_server.embeddings import Embedder
-from memory_server.errors import Conflict, InvalidRequest, NotFound
+from memory_server.errors import Conflict, InvalidRequest, NotFound, StoreUnavailable
 from memory_server.models import SummaryRun, new_id, utcnow
 from memory_server.services.events import SYSTEM, Actor
 from memory_server.services.leases import Lease
@@ -104,14 +104,18 @@ class Summarizer:
     def run_scheduled(self) -> None:
         """The periodic run over every namespace; skipped when another process holds the lease."""
         report = self.run(None, dry_run=False, triggered_by="schedule")
-        if report is not None and report.run.groups:
+        if report is None:
+            log.info("scheduled summary run: skipped, another process holds the lease")
+        elif report.run.groups:
             log.info(
-                "summarizer condensed %d memories into %d summaries (%d -> %d tokens)",
+                "scheduled summary run: condensed %d memories into %d summaries (%d -> %d tokens)",
                 report.run.sources,
                 report.run.groups,
                 report.run.tokens_before,
                 report.run.tokens_after,
             )
+        else:
+            log.info("scheduled summary run: nothing to condense")
 
     def get_run(self, principal: Principal, run_id: str) -> SummaryRun:
         """A run record, for a caller who may read its namespace (all namespaces: admin only)."""
@@ -217,7 +221,11 @@ class Summarizer:
             if lost.is_set():  # another process may be running now: stop before the next group
                 failures.append({"source_ids": [], "reason": "lost the summarizer lease"})
                 break
-            self._condense_group(group, report, failures, actor)
+            try:
+                self._condense_group(group, report, failures, actor)
+            except StoreUnavailable as down:  # the index is down: nothing stored; try next run
+                failures.append({"source_ids": group.source_ids, "reason": down.detail})
+                break
             run.failures = list(failures)
             self._save(run)
         run.failures = failures

@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from memory_server.config import Settings
 from tests.conftest import ADMIN_KEY, LiveServer, free_port
+from tests.processes import ChromaServer
 
 
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[int]:
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
-    assert chroma, "the chromadb package installs the `chroma` command"
-    port = free_port()
-    process = subprocess.Popen(
-        [chroma, "run", "--path", str(tmp_path / "chroma-server"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    chroma = ChromaServer(tmp_path / "chroma-server").start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "chroma did not start"
-            time.sleep(0.2)
-        yield port
+        yield chroma.port
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        chroma.stop()
 
 
 def test_server_runs_on_a_chroma_server(tmp_path: Path, chroma_server: int) -> None:

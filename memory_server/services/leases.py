@@ -7,9 +7,13 @@ lets only one process win. A holder renews while it works; a crashed holder's le
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import or_, update
@@ -18,6 +22,8 @@ from sqlmodel import col
 
 from ..db import Database
 from ..models import JobLease, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def holder_id() -> str:
@@ -73,3 +79,31 @@ class Lease:
                 .where(col(JobLease.name) == self.name, col(JobLease.holder) == self.holder)
                 .values(expires_at=utcnow())
             )
+
+
+@contextmanager
+def holding(lease: Lease) -> Iterator[bool]:
+    """Hold `lease` for the body, renewed every third of its term; yields False (and runs the
+    body without it) when another holder has it."""
+    if not lease.acquire():
+        yield False
+        return
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(lease.ttl.total_seconds() / 3):
+            try:
+                if not lease.renew():
+                    log.warning("lost the %s lease", lease.name)
+                    return
+            except Exception:
+                log.exception("could not renew the %s lease", lease.name)
+
+    renewer = threading.Thread(target=keep, daemon=True, name=f"{lease.name}-lease")
+    renewer.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        renewer.join()
+        lease.release()

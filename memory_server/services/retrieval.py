@@ -60,7 +60,10 @@ class Retriever:
             rows = session.exec(select(Memory).where(col(Memory.id).in_(wanted), *conditions)).all()
         by_hit = {hit.id: hit for hit in hits}
         missing = [m.id for m in rows if m.id not in by_hit]
-        extra = self._vectors.embeddings(missing) if missing else {}
+        try:
+            extra = self._vectors.embeddings(missing) if missing else {}
+        except Exception as exc:
+            raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
         query_vector = np.asarray(embedding)
         candidates = []
         for memory in rows:

@@ -162,7 +162,7 @@ def load(data_dir: Path, memories: int, agents: int, seed: int) -> list[dict[str
 
 
 def floor(data_dir: Path, agents: list[dict[str, str]], samples: int, seed: int) -> list[float]:
-    """Seconds for one query embedding + one namespace-filtered vector query, in-process."""
+    """Seconds for one query embedding + one bare vector query of a namespace, in-process."""
     from memory_server.config import Settings
     from memory_server.db import Database
     from memory_server.embeddings import load_embedder
@@ -184,7 +184,7 @@ def floor(data_dir: Path, agents: list[dict[str, str]], samples: int, seed: int)
         namespace = rng.choice(namespaces)
         started = time.perf_counter()
         vector = embedder.embed([query])[0]
-        vectors.query(vector, 60, {"namespace_id": {"$in": [namespace]}})
+        vectors.query(vector, 60, [namespace])
         timings.append(time.perf_counter() - started)
     from chromadb.api.client import SharedSystemClient
 

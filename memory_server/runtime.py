@@ -26,6 +26,7 @@ from .services.retrieval import Retriever
 from .services.search import SearchService
 from .services.sharing import SharingService
 from .services.usage import AccessRecorder
+from .statements import StatementEmbedder
 from .tokens import count_tokens
 from .vectors import VectorStore, open_vector_store
 
@@ -109,7 +110,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
             f"database {_redact(settings.resolved_database_url)}: {_one_line(exc)}"
         ) from exc
     try:
-        embedder = load_embedder(settings.embedding_model, settings.embedding_api_base)
+        model = load_embedder(settings.embedding_model, settings.embedding_api_base)
     except Exception as exc:
         db.dispose()
         raise StartupError(
@@ -121,6 +122,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         db.dispose()
         raise StartupError(f"vector store {settings.vector_store}: {_one_line(exc)}") from exc
     count_tokens("warm up", settings.default_token_model)  # litellm's slow import, done now
+    embedder = StatementEmbedder(model)  # memories are embedded from what they state
     index = IndexService(db, vectors, embedder)
     if settings.reconcile_on_startup if reconcile is None else reconcile:
         report = index.reconcile()
@@ -130,7 +132,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
             report.repaired,
             " (rebuilt)" if report.rebuilt else "",
         )
-    queries = QueryEmbedder(embedder)
+    queries = QueryEmbedder(model)
     recorder = AccessRecorder(db)
     retriever = Retriever(db, vectors, queries)
     memories = MemoryService(db, vectors, embedder, settings)

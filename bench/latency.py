@@ -202,7 +202,7 @@ def load(stores: Stores, memories: int, agents: int, seed: int) -> list[dict[str
 
 
 def floor(stores: Stores, agents: list[dict[str, str]], samples: int, seed: int) -> list[float]:
-    """Seconds for one query embedding + one namespace-filtered vector query, in-process."""
+    """Seconds for one query embedding + one bare vector query of a namespace, in-process."""
     from memory_server.db import Database
     from memory_server.embeddings import load_embedder
     from memory_server.models import Agent
@@ -223,7 +223,7 @@ def floor(stores: Stores, agents: list[dict[str, str]], samples: int, seed: int)
         namespace = rng.choice(namespaces)
         started = time.perf_counter()
         vector = embedder.embed([query])[0]
-        vectors.query(vector, 60, {"namespace_id": {"$in": [namespace]}})
+        vectors.query(vector, 60, [namespace])
         timings.append(time.perf_counter() - started)
     from chromadb.api.client import SharedSystemClient
 

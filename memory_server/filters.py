@@ -48,17 +48,11 @@ def memory_conditions(
     return conditions
 
 
-def vector_where(
-    namespace_ids: Sequence[str],
-    filters: MemoryFilters,
-    statuses: Sequence[MemoryStatus] | None = None,
-) -> Where:
-    """The same scope as a Chroma `where` (tags and expiry are checked in SQL afterwards)."""
+def vector_where(filters: MemoryFilters, statuses: Sequence[MemoryStatus] | None = None) -> Where:
+    """The same scope as a Chroma `where`, within the namespaces queried (tags and expiry are
+    checked in SQL afterwards)."""
     statuses = statuses or DEFAULT_STATUSES
-    clauses: list[Where] = [
-        {"namespace_id": {"$in": list(namespace_ids)}},
-        {"status": {"$in": [s.value for s in statuses]}},
-    ]
+    clauses: list[Where] = [{"status": {"$in": [s.value for s in statuses]}}]
     if filters.user_id is not None:
         clauses.append({"user_id": filters.user_id})
     if filters.thread_id is not None:
@@ -69,4 +63,4 @@ def vector_where(
         clauses.append({"created_at": {"$gte": filters.created_after.timestamp()}})
     if filters.created_before is not None:
         clauses.append({"created_at": {"$lt": filters.created_before.timestamp()}})
-    return {"$and": clauses}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -1,8 +1,9 @@
 """Keyword relevance in SQL: BM25 from SQLite FTS5, `ts_rank_cd` from PostgreSQL full-text search.
 
 Both answer "which memories in scope share the query's words, best first" with a positive score
-(larger is better); `ranking.py` normalises scores within a candidate set, so the two scales never
-meet.
+(larger is better). The two engines score on different scales, so each backend's raw score is
+divided by what a strong match scores on it (`_STRONG_RAW`): on either, 1.0 means a strong match
+(`STRONG_MATCH`), and `ranking.py` never gives full keyword weight to a set of weak matches.
 """
 
 from __future__ import annotations
@@ -26,8 +27,17 @@ my myself no nor not now of off on once only or other our ours ourselves out ove
 should so some such than that the their theirs them themselves then there these they this those
 through to too under until up very was we were what when where which while who whom why will
 with would you your yours yourself yourselves tell know remember
+s t d ll m re ve don doesn didn isn wasn
+now currently these days lately recently right moment again today still time times
+remind reminded thing things like get gets getting got go goes going want wanted need needed
+please also ever really maybe well yes yeah ok okay hi hello hey thanks thank
+said say says mention mentioned talk talked told ask asked let us make think something anything
 """
-STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())  # function words and conversational filler
+STRONG_MATCH = 1.0
+# What a strong match scores on each engine: chosen so that the median best match of the
+# questions in bench/quality.py's conversations scores alike on both (6.3 and 0.10 raw).
+_STRONG_RAW = {"sqlite": 10.0, "postgresql": 0.15}
 
 
 def query_terms(query: str) -> list[str]:
@@ -44,7 +54,8 @@ def keyword_search(
     if not terms:
         return []
     memory = Memory.__table__  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         english: sa.ColumnElement[str] = sa.literal_column("'english'")
         vector = sa.func.to_tsvector(english, memory.c.content)
         tsquery = sa.func.to_tsquery(english, " | ".join(terms))
@@ -64,4 +75,5 @@ def keyword_search(
         )
     statement = statement.where(*conditions).order_by(sa.desc("score"), memory.c.id).limit(limit)
     rows = session.connection().execute(statement).all()
-    return [(str(row[0]), float(row[1])) for row in rows]
+    strong = _STRONG_RAW.get(dialect, _STRONG_RAW["sqlite"])
+    return [(str(row[0]), float(row[1]) / strong * STRONG_MATCH) for row in rows]

@@ -4,6 +4,9 @@ The context is tiers of lines under headers. Each tier may spend its share of th
 whatever earlier tiers left unused. Costs are summed per line for speed, then the whole rendered
 string is counted with the model's tokenizer; while it is over budget the least important included
 line is removed. So `tokens_used <= budget` holds for the exact string returned, always.
+
+Lines may exclude each other (a summary and its own sources): a line is skipped when a line it
+`conflicts` with is already in, so whichever comes first and fits wins.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ class Line:
 
     key: str
     text: str
+    conflicts: frozenset[str] = frozenset()  # keys of lines that must not appear beside this one
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Packed:
     tokens_used: int
     included: dict[str, list[Line]]
     over_budget: list[tuple[str, Line]] = field(default_factory=list)
+    conflicted: list[tuple[str, Line, str]] = field(default_factory=list)  # (tier, line, winner)
 
 
 def render(tiers: Sequence[Tier], included: dict[str, list[Line]]) -> str:
@@ -61,6 +66,8 @@ def pack(tiers: Sequence[Tier], budget: int, count: TokenCounter) -> Packed:
     """Choose lines tier by tier within `budget` tokens as measured by `count`."""
     included: dict[str, list[Line]] = {tier.name: [] for tier in tiers}
     over: list[tuple[str, Line]] = []
+    conflicted: list[tuple[str, Line, str]] = []
+    included_keys: set[str] = set()
     separator_cost = count(SECTION_SEPARATOR)
     spent_total = 0
     carry = 0
@@ -70,6 +77,10 @@ def pack(tiers: Sequence[Tier], budget: int, count: TokenCounter) -> Packed:
         spent = 0
         blocked = False
         for line in tier.lines:
+            winner = next(iter(sorted(line.conflicts & included_keys)), None)
+            if winner is not None:
+                conflicted.append((tier.name, line, winner))
+                continue
             cost = count(line.text) + 1
             if not included[tier.name]:
                 cost += count(tier.title) + 1 + (separator_cost if spent_total else 0)
@@ -78,6 +89,7 @@ def pack(tiers: Sequence[Tier], budget: int, count: TokenCounter) -> Packed:
                 blocked = blocked or tier.contiguous
                 continue
             included[tier.name].append(line)
+            included_keys.add(line.key)
             spent += cost
         spent_total += spent
         carry = max(0, allowance - spent)
@@ -88,7 +100,13 @@ def pack(tiers: Sequence[Tier], budget: int, count: TokenCounter) -> Packed:
         over.append((name, included[name].pop()))
         context = render(tiers, included)
         used = count(context)
-    return Packed(context=context, tokens_used=used, included=included, over_budget=over)
+    return Packed(
+        context=context,
+        tokens_used=used,
+        included=included,
+        over_budget=over,
+        conflicted=conflicted,
+    )
 
 
 def normalise_shares(shares: Sequence[float]) -> list[float]:

@@ -1,15 +1,20 @@
 """Hybrid ranking, in one place: how candidates are scored, de-duplicated and diversified.
 
 Search and context both call `rank`. A candidate's score is a weighted sum of five components, each
-in [0, 1]: dense similarity, keyword relevance (normalised within the candidate set), recency decay,
-importance and access frequency. Selection is then greedy maximal marginal relevance: each pick
-trades score against similarity to what is already picked, and near-duplicates of a pick are
-dropped outright.
+in [0, 1]: dense similarity, keyword relevance, recency decay, importance and access frequency;
+multiplied by a length factor in (0, 1] so that a long memory must be worth the budget it takes.
+Keyword relevance is the keyword score relative to the best in the candidate set, but never
+relative to less than a strong match (`keyword.STRONG_MATCH`), so a set of weak matches does not
+get full keyword weight. A memory that only asks questions ("what should I cook tonight?") rarely
+holds what an agent needs to know: its dense and keyword relevance are damped.
+Selection is then greedy maximal marginal relevance: each pick trades score against similarity to
+what is already picked, and near-duplicates of a pick are dropped outright.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +22,15 @@ from datetime import datetime
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .keyword import STRONG_MATCH
 from .models import Memory
+from .statements import asks_only
+
+LENGTH_REFERENCE_TOKENS = 40  # memories up to this long are not penalised for length
+QUESTION_DENSE_DAMPING = 0.5  # dense relevance kept for a memory that only asks questions
+QUESTION_KEYWORD_DAMPING = 0.3  # keyword relevance kept for it
+FREQUENCY_SATURATION = 50  # accesses at which the frequency component reaches 1
+_WORD = re.compile(r"[a-z]+")
 
 
 class RankingWeights(BaseModel):
@@ -27,7 +40,7 @@ class RankingWeights(BaseModel):
 
     dense: float = Field(default=0.55, ge=0)
     keyword: float = Field(default=0.25, ge=0)
-    recency: float = Field(default=0.08, ge=0)
+    recency: float = Field(default=0.02, ge=0)
     importance: float = Field(default=0.08, ge=0)
     frequency: float = Field(default=0.04, ge=0)
 
@@ -44,8 +57,15 @@ class RankingOptions(BaseModel):
         description="Candidates whose best of dense and keyword relevance is lower are dropped. "
         "Default: 0 for search (rank everything), 0.12 for context (keep noise out of prompts).",
     )
+    length_penalty: float = Field(
+        default=0.5,
+        ge=0,
+        le=2,
+        description="Exponent of the length factor (reference / tokens), for memories longer than "
+        f"{LENGTH_REFERENCE_TOKENS} tokens; 0 turns it off.",
+    )
     diversity: float = Field(
-        default=0.25,
+        default=0.1,
         ge=0,
         le=1,
         description="MMR trade-off: 0 ranks by score alone, 1 by novelty alone.",
@@ -56,9 +76,6 @@ class RankingOptions(BaseModel):
         le=1,
         description="A candidate this similar to an already chosen one is a near-duplicate.",
     )
-
-
-FREQUENCY_SATURATION = 50  # accesses at which the frequency component reaches 1
 
 
 @dataclass
@@ -76,6 +93,7 @@ class Components:
     recency: float
     importance: float
     frequency: float
+    length: float
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 6) for k, v in self.__dict__.items()}
@@ -102,19 +120,26 @@ def score_candidates(
 ) -> list[Ranked]:
     """Each candidate's fused score and its components, best first."""
     top_keyword = max((c.keyword_raw for c in candidates), default=0.0)
+    keyword_scale = max(top_keyword, STRONG_MATCH)
     weights = options.weights
     ranked = []
     for candidate in candidates:
         memory = candidate.memory
         age_days = max(0.0, (now - memory.created_at).total_seconds() / 86400)
+        dense = max(0.0, min(1.0, candidate.dense))
+        keyword = candidate.keyword_raw / keyword_scale
+        if asks_only(memory.content):
+            dense *= QUESTION_DENSE_DAMPING
+            keyword *= QUESTION_KEYWORD_DAMPING
         components = Components(
-            dense=max(0.0, min(1.0, candidate.dense)),
-            keyword=candidate.keyword_raw / top_keyword if top_keyword > 0 else 0.0,
+            dense=dense,
+            keyword=keyword,
             recency=0.5 ** (age_days / options.recency_half_life_days),
             importance=memory.importance,
             frequency=min(1.0, math.log1p(memory.access_count) / math.log1p(FREQUENCY_SATURATION)),
+            length=length_factor(memory.content, options.length_penalty),
         )
-        score = (
+        score = components.length * (
             weights.dense * components.dense
             + weights.keyword * components.keyword
             + weights.recency * components.recency
@@ -124,6 +149,46 @@ def score_candidates(
         ranked.append(Ranked(memory, score, components, candidate.embedding))
     ranked.sort(key=lambda r: (-r.score, r.memory.id))
     return ranked
+
+
+PRESENT_WORDS = frozenset(
+    [
+        *("now", "nowadays", "today", "currently", "current", "anymore", "moment"),
+        *("lately", "recently", "recent", "latest", "upcoming", "next"),
+    ]
+)
+PRESENT_PHRASES = ("these days", "this week", "this month", "this year")
+PRESENT_RECENCY_WEIGHT = 0.1  # recency's weight for a question about the present
+
+
+def for_query(query: str, options: RankingOptions) -> RankingOptions:
+    """The options to rank `query` with: a question about the present ("where do I work now?")
+    weighs recency more, unless the caller chose the weights. Facts change; the newest
+    statement of one is the likeliest answer to such a question."""
+    if "weights" in options.model_fields_set or not asks_about_present(query):
+        return options
+    weights = options.weights.model_copy(
+        update={"recency": max(options.weights.recency, PRESENT_RECENCY_WEIGHT)}
+    )
+    return options.model_copy(update={"weights": weights})
+
+
+def asks_about_present(query: str) -> bool:
+    """Whether `query` asks how things are now (by its words: "now", "these days", "next" ...)."""
+    lowered = query.lower()
+    return bool(PRESENT_WORDS.intersection(_WORD.findall(lowered))) or any(
+        phrase in lowered for phrase in PRESENT_PHRASES
+    )
+
+
+def length_factor(content: str, penalty: float) -> float:
+    """(reference / tokens) ** penalty for memories longer than the reference, else 1.
+
+    Tokens are estimated at four characters each: ranking must not wait for a tokenizer, and the
+    packer counts exactly anyway.
+    """
+    tokens = max(1, len(content) // 4)
+    return min(1.0, LENGTH_REFERENCE_TOKENS / tokens) ** penalty
 
 
 def rank(

@@ -28,6 +28,7 @@ from .services.search import SearchService
 from .services.sharing import SharingService
 from .services.transfer import TransferService
 from .services.usage import AccessRecorder
+from .statements import StatementEmbedder
 from .tokens import count_tokens
 from .vectors import VectorStore, open_vector_store
 
@@ -123,7 +124,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
             f"database {_redact(settings.resolved_database_url)}: {_one_line(exc)}"
         ) from exc
     try:
-        embedder = load_embedder(settings.embedding_model, settings.embedding_api_base)
+        model = load_embedder(settings.embedding_model, settings.embedding_api_base)
     except Exception as exc:
         db.dispose()
         raise StartupError(
@@ -135,6 +136,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         db.dispose()
         raise StartupError(f"vector store {settings.vector_store}: {_one_line(exc)}") from exc
     count_tokens("warm up", settings.default_token_model)  # litellm's slow import, done now
+    embedder = StatementEmbedder(model)  # memories are embedded from what they state
     index = IndexService(db, vectors, embedder)
     if settings.reconcile_on_startup if reconcile is None else reconcile:
         try:
@@ -149,7 +151,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
                 report.repaired,
                 " (rebuilt)" if report.rebuilt else "",
             )
-    queries = QueryEmbedder(embedder)
+    queries = QueryEmbedder(model)
     recorder = AccessRecorder(db)
     retriever = Retriever(db, vectors, queries)
     memories = MemoryService(db, vectors, embedder, settings)

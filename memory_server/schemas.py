@@ -325,11 +325,14 @@ class SearchRequest(MemoryFilters):
 
 
 class ScoreComponents(BaseModel):
+    """score = length x (the weighted sum of the other five components)."""
+
     dense: float
     keyword: float
     recency: float
     importance: float
     frequency: float
+    length: float = Field(description="Length factor in (0, 1]: long memories must earn budget.")
 
 
 class SearchHit(BaseModel):

@@ -7,9 +7,12 @@ few scalar fields that filters need, and can always be rebuilt from SQL.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+
+from chromadb.errors import NotFoundError
 
 from .config import Settings
 
@@ -18,6 +21,7 @@ log = logging.getLogger(__name__)
 Scalar = str | int | float | bool
 Where = dict[str, Any]
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -35,23 +39,34 @@ class VectorHit:
 
 
 class VectorStore(Protocol):
-    """What the server needs from a vector index."""
+    """What the server needs from a vector index. Records are kept per namespace."""
 
-    def upsert(self, records: Sequence[VectorRecord]) -> None: ...
+    def upsert(self, records: Sequence[VectorRecord]) -> None:
+        """Add or replace records (each in the namespace its metadata names)."""
+        ...
 
     def update_metadata(self, items: Sequence[tuple[str, dict[str, Scalar]]]) -> None:
         """Replace the metadata of existing records, keeping their embeddings."""
         ...
 
-    def delete(self, ids: Sequence[str]) -> None: ...
-
-    def query(
-        self, embedding: list[float], k: int, where: Where | None, with_embeddings: bool = False
-    ) -> list[VectorHit]:
-        """The `k` nearest records matching `where`, nearest first."""
+    def delete(self, ids: Sequence[str], namespace_ids: Sequence[str] | None = None) -> None:
+        """Remove `ids`; `namespace_ids` says where they are (default: look everywhere)."""
         ...
 
-    def embeddings(self, ids: Sequence[str]) -> dict[str, Sequence[float]]:
+    def query(
+        self,
+        embedding: list[float],
+        k: int,
+        namespace_ids: Sequence[str],
+        where: Where | None = None,
+        with_embeddings: bool = False,
+    ) -> list[VectorHit]:
+        """The `k` nearest records of `namespace_ids` matching `where`, nearest first."""
+        ...
+
+    def embeddings(
+        self, ids: Sequence[str], namespace_ids: Sequence[str] | None = None
+    ) -> dict[str, Sequence[float]]:
         """The stored embeddings of `ids` (missing ids are left out)."""
         ...
 
@@ -74,128 +89,219 @@ class VectorStore(Protocol):
     def ping(self) -> None: ...
 
 
+LAYOUT = "collection-per-namespace"
+
+
 class ChromaVectorStore:
-    """Chroma as the vector index; embeddings are always passed in, never computed by Chroma."""
+    """Chroma as the vector index; embeddings are always passed in, never computed by Chroma.
+
+    Each namespace has its own collection (`<name>.<namespace id>`), so a query searches only the
+    namespaces it may read, with no metadata filter: Chroma's `where` filtering costs far more
+    than the nearest-neighbour search itself (measured in docs/benchmarks.md). The collection
+    named `<name>` holds no records; its metadata records the embedding model and the layout.
+    """
 
     def __init__(self, client: Any, collection_name: str):
         self._client = client
         self._name = collection_name
-        self._collection = self._open()
+        self._collections: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._marker = self._client.get_or_create_collection(self._name, embedding_function=None)
 
-    def _call(self, operation: Callable[[Any], T]) -> T:
-        """Run `operation` on the collection; if Chroma no longer knows our handle (another
-        process rebuilt the collection), look the collection up by name and try once more."""
-        from chromadb.errors import NotFoundError
+    # ---- collections -------------------------------------------------------------------------
 
-        try:
-            return operation(self._collection)
-        except NotFoundError:
-            self._collection = self._client.get_collection(self._name)  # NotFoundError if gone
-            return operation(self._collection)
+    def _collection_name(self, namespace_id: str) -> str:
+        return f"{self._name}.{namespace_id}"
 
-    def _open(self, embedding_model: str | None = None) -> Any:
-        metadata = {"embedding_model": embedding_model} if embedding_model else None
-        collection = self._client.get_or_create_collection(
-            self._name,
-            embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata=metadata,
-        )
-        if metadata and (collection.metadata or {}).get("embedding_model") != embedding_model:
-            collection.modify(metadata=metadata)  # another process created it a moment before us
+    def _collection(self, namespace_id: str, *, create: bool) -> Any | None:
+        """The namespace's collection (created if `create`), or None when it has none yet."""
+        with self._lock:
+            cached = self._collections.get(namespace_id)
+        if cached is not None:
+            return cached
+        name = self._collection_name(namespace_id)
+        if create:
+            # Only inside a live index: if the index was dropped behind our back, writes fail
+            # (NotFoundError) until it is rebuilt, rather than start a partial one.
+            self._client.get_collection(self._name, embedding_function=None)
+            collection = self._client.get_or_create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            )
+        else:
+            try:
+                collection = self._client.get_collection(name, embedding_function=None)
+            except NotFoundError:
+                return None
+        with self._lock:
+            self._collections[namespace_id] = collection
         return collection
 
+    def _forget(self, namespace_id: str) -> None:
+        with self._lock:
+            self._collections.pop(namespace_id, None)
+
+    def _each(
+        self, namespace_ids: Sequence[str], action: Callable[[Any], T], *, create: bool = False
+    ) -> Iterator[T]:
+        """`action` on each namespace's collection; a handle gone stale (another process rebuilt
+        the index) is reopened once."""
+        for namespace_id in namespace_ids:
+            collection = self._collection(namespace_id, create=create)
+            if collection is None:
+                continue
+            try:
+                yield action(collection)
+            except NotFoundError:
+                self._forget(namespace_id)
+                collection = self._collection(namespace_id, create=create)
+                if collection is not None:
+                    yield action(collection)
+
+    def _all_namespaces(self) -> list[str]:
+        prefix = f"{self._name}."
+        names = [c if isinstance(c, str) else c.name for c in self._client.list_collections()]
+        return sorted(name.removeprefix(prefix) for name in names if name.startswith(prefix))
+
+    # ---- records -----------------------------------------------------------------------------
+
     def upsert(self, records: Sequence[VectorRecord]) -> None:
-        if not records:
-            return
-        self._call(
-            lambda c: c.upsert(
-                ids=[r.id for r in records],
-                embeddings=[r.embedding for r in records],
-                metadatas=[r.metadata for r in records],
-            )
-        )
+        for namespace_id, group in _by_namespace(records, lambda r: r.metadata).items():
+
+            def write(collection: Any, group: list[VectorRecord] = group) -> None:
+                collection.upsert(
+                    ids=[r.id for r in group],
+                    embeddings=[r.embedding for r in group],
+                    metadatas=[r.metadata for r in group],
+                )
+
+            list(self._each([namespace_id], write, create=True))
 
     def update_metadata(self, items: Sequence[tuple[str, dict[str, Scalar]]]) -> None:
-        if items:
-            self._call(
-                lambda c: c.update(
-                    ids=[memory_id for memory_id, _ in items],
-                    metadatas=[metadata for _, metadata in items],
-                )
-            )
+        for namespace_id, group in _by_namespace(items, lambda item: item[1]).items():
 
-    def delete(self, ids: Sequence[str]) -> None:
-        if ids:
-            self._call(lambda c: c.delete(ids=list(ids)))
+            def update(collection: Any, group: list[tuple[str, dict[str, Scalar]]] = group) -> None:
+                collection.update(
+                    ids=[memory_id for memory_id, _ in group],
+                    metadatas=[metadata for _, metadata in group],
+                )
+
+            list(self._each([namespace_id], update))
+
+    def delete(self, ids: Sequence[str], namespace_ids: Sequence[str] | None = None) -> None:
+        if not ids:
+            return
+        where = self._all_namespaces() if namespace_ids is None else list(namespace_ids)
+        list(self._each(where, lambda c: c.delete(ids=list(ids))))
 
     def query(
-        self, embedding: list[float], k: int, where: Where | None, with_embeddings: bool = False
+        self,
+        embedding: list[float],
+        k: int,
+        namespace_ids: Sequence[str],
+        where: Where | None = None,
+        with_embeddings: bool = False,
     ) -> list[VectorHit]:
         include = ["distances", "embeddings"] if with_embeddings else ["distances"]
-        result = self._call(
-            lambda c: c.query(
+
+        def nearest(collection: Any) -> list[VectorHit]:
+            result = collection.query(
                 query_embeddings=[embedding], n_results=k, where=where, include=include
             )
-        )
-        ids = result["ids"][0]
-        distances = result["distances"][0]
-        vectors = result["embeddings"][0] if with_embeddings else [None] * len(ids)
-        return [
-            VectorHit(id=i, similarity=1.0 - float(d), embedding=v)
-            for i, d, v in zip(ids, distances, vectors, strict=True)
-        ]
+            ids = result["ids"][0]
+            distances = result["distances"][0]
+            vectors = result["embeddings"][0] if with_embeddings else [None] * len(ids)
+            return [
+                VectorHit(id=i, similarity=1.0 - float(d), embedding=v)
+                for i, d, v in zip(ids, distances, vectors, strict=True)
+            ]
 
-    def embeddings(self, ids: Sequence[str]) -> dict[str, Sequence[float]]:
+        hits = [hit for found in self._each(namespace_ids, nearest) for hit in found]
+        if len(namespace_ids) > 1:
+            hits.sort(key=lambda hit: -hit.similarity)
+        return hits[:k]
+
+    def embeddings(
+        self, ids: Sequence[str], namespace_ids: Sequence[str] | None = None
+    ) -> dict[str, Sequence[float]]:
         if not ids:
             return {}
-        result = self._call(lambda c: c.get(ids=list(ids), include=["embeddings"]))
-        return dict(zip(result["ids"], result["embeddings"], strict=True))
+        where = self._all_namespaces() if namespace_ids is None else list(namespace_ids)
+        found: dict[str, Sequence[float]] = {}
+        for result in self._each(where, lambda c: c.get(ids=list(ids), include=["embeddings"])):
+            found.update(zip(result["ids"], result["embeddings"], strict=True))
+        return found
 
     def count(self) -> int:
-        return int(self._call(lambda c: c.count()))
+        return sum(self._each(self._all_namespaces(), lambda c: int(c.count())))
 
     def entries(
         self, ids: Sequence[str] | None = None, page_size: int = 5000
     ) -> Iterator[tuple[str, dict[str, Scalar]]]:
-        if ids is not None:
-            for start in range(0, len(ids), page_size):
-                chunk = list(ids[start : start + page_size])
-                yield from self._page({"ids": chunk})
-            return
-        offset = 0
-        while True:
-            page = list(self._page({"limit": page_size, "offset": offset}))
-            if not page:
-                return
-            yield from page
-            offset += len(page)
+        for namespace_id in self._all_namespaces():
+            collection = self._collection(namespace_id, create=False)
+            if collection is None:
+                continue
+            if ids is not None:
+                for start in range(0, len(ids), page_size):
+                    page = collection.get(
+                        ids=list(ids[start : start + page_size]), include=["metadatas"]
+                    )
+                    yield from _metadata_pairs(page)
+                continue
+            offset = 0
+            while True:
+                page = collection.get(limit=page_size, offset=offset, include=["metadatas"])
+                if not page["ids"]:
+                    break
+                yield from _metadata_pairs(page)
+                offset += len(page["ids"])
 
-    def _page(self, selection: dict[str, Any]) -> Iterator[tuple[str, dict[str, Scalar]]]:
-        page = self._call(lambda c: c.get(include=["metadatas"], **selection))
-        return zip(page["ids"], [dict(m or {}) for m in page["metadatas"]], strict=True)
+    # ---- the index as a whole ----------------------------------------------------------------
 
     def embedding_model(self) -> str | None:
-        from chromadb.errors import NotFoundError
-
-        try:  # asked of the server each time: another process may have rebuilt the index
-            self._collection = self._client.get_collection(self._name)
+        try:  # asked of Chroma each time: another process may have rebuilt the index
+            self._marker = self._client.get_collection(self._name, embedding_function=None)
         except NotFoundError:
             return None
-        metadata = self._collection.metadata or {}
+        metadata = self._marker.metadata or {}
         model = metadata.get("embedding_model")
-        return str(model) if model else None
+        if not model or metadata.get("layout") != LAYOUT:
+            return None  # new, or built before this layout: rebuilt from SQL
+        return str(model)
 
     def reset(self, embedding_model: str) -> None:
-        try:
-            self._client.delete_collection(self._name)
-        except Exception:  # a missing collection is what we want anyway
-            log.debug("collection %s did not exist", self._name)
-        self._collection = self._open(embedding_model)
+        prefix = f"{self._name}."
+        for collection in self._client.list_collections():
+            name = collection if isinstance(collection, str) else collection.name
+            if name == self._name or name.startswith(prefix):
+                try:
+                    self._client.delete_collection(name)
+                except NotFoundError:  # another process got there first
+                    log.debug("collection %s was already gone", name)
+        with self._lock:
+            self._collections.clear()
+        self._marker = self._client.get_or_create_collection(
+            self._name,
+            embedding_function=None,
+            metadata={"embedding_model": embedding_model, "layout": LAYOUT},
+        )
 
     def ping(self) -> None:
         self._client.heartbeat()
-        self._call(lambda c: c.count())
+        self._marker.count()
+
+
+def _metadata_pairs(page: Any) -> Iterator[tuple[str, dict[str, Scalar]]]:
+    return zip(page["ids"], [dict(m or {}) for m in page["metadatas"]], strict=True)
+
+
+def _by_namespace(
+    items: Sequence[Item], metadata: Callable[[Item], dict[str, Scalar]]
+) -> dict[str, list[Item]]:
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        groups.setdefault(str(metadata(item)["namespace_id"]), []).append(item)
+    return groups
 
 
 def open_vector_store(settings: Settings) -> VectorStore:

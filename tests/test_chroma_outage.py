@@ -9,14 +9,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import chromadb
 import httpx
 import pytest
-from chromadb.config import Settings as ChromaSettings
 from sqlalchemy import create_engine, text
 
 from memory_server.config import Settings
 from tests.conftest import ADMIN_KEY, LiveServer, free_port
+from tests.index_probe import chroma_client, index_ids
 from tests.processes import ChromaServer
 
 
@@ -116,10 +115,7 @@ def _sql(settings: Settings) -> dict[str, str]:
 
 
 def _index_ids(chroma: ChromaServer, settings: Settings) -> set[str]:
-    client = chromadb.HttpClient(
-        host="127.0.0.1", port=chroma.port, settings=ChromaSettings(anonymized_telemetry=False)
-    )
-    return set(client.get_collection(settings.chroma_collection).get()["ids"])
+    return index_ids(settings, chroma_client(settings, port=chroma.port))
 
 
 def test_killing_chroma_under_load_fails_writes_cleanly_and_recovers(

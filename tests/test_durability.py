@@ -7,13 +7,16 @@ import shutil
 import subprocess
 import sys
 
-import chromadb
 import httpx
-from chromadb.config import Settings as ChromaSettings
 from sqlalchemy import create_engine, text
 
-from memory_server.config import Settings
 from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
+from tests.index_probe import drop_index, index_ids, namespace_collection
+
+
+def _namespace(server: LiveServer, key: str, memory_id: str) -> str:
+    with server.client(key) as client:
+        return str(client.get(f"/v1/memories/{memory_id}").json()["namespace_id"])
 
 
 def _seed(server: LiveServer, contents: list[str]) -> tuple[str, list[str]]:
@@ -32,13 +35,6 @@ def _search_ids(server: LiveServer, key: str, query: str) -> list[str]:
     with server.client(key) as client:
         body = client.post("/v1/search", json={"query": query, "k": 10}).json()
     return [hit["memory"]["id"] for hit in body["results"]]
-
-
-def _index(settings: Settings) -> chromadb.Collection:
-    client = chromadb.PersistentClient(
-        path=str(settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False)
-    )
-    return client.get_collection(settings.chroma_collection)
 
 
 FACTS = [
@@ -80,7 +76,7 @@ def test_reindex_rebuilds_a_deleted_index_from_sql(server: LiveServer) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "reindexed 3 memories" in done.stdout
-    assert sorted(_index(settings).get()["ids"]) == sorted(ids)
+    assert sorted(index_ids(settings)) == sorted(ids)
     release_chroma_clients()
     restarted = LiveServer(settings.model_copy(update={"reconcile_on_startup": False})).start()
     try:
@@ -91,26 +87,25 @@ def test_reindex_rebuilds_a_deleted_index_from_sql(server: LiveServer) -> None:
 
 def test_startup_repairs_an_index_that_is_out_of_step(server: LiveServer) -> None:
     key, ids = _seed(server, FACTS)
+    namespace_id = _namespace(server, key, ids[0])
     settings = server.settings
     server.stop()
     release_chroma_clients()
-    index = _index(settings)
+    index = namespace_collection(settings, namespace_id)
     index.delete(ids=[ids[0]])  # lost
     index.update(ids=[ids[1]], metadatas=[{"version": 99, "namespace_id": "ns_wrong"}])  # stale
     index.upsert(ids=["mem_orphan"], embeddings=[[0.1] * 384], metadatas=[{"version": 1}])  # orphan
     release_chroma_clients()
 
     server.start()
-    assert sorted(_index(settings).get()["ids"]) == sorted(ids)
+    assert sorted(index_ids(settings)) == sorted(ids)
     assert _search_ids(server, key, "wifi password")[0] == ids[0]
     assert _search_ids(server, key, "when is the standup meeting")[0] == ids[1]
 
 
 def test_write_fails_cleanly_when_the_index_is_unavailable(server: LiveServer) -> None:
     key, _ = _seed(server, FACTS[:1])
-    chromadb.PersistentClient(
-        path=str(server.settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False)
-    ).delete_collection(server.settings.chroma_collection)
+    drop_index(server.settings)
     with server.client(key) as client:
         response = client.post(
             "/v1/memories", json={"content": "never half-written", "tags": ["lost"]}

@@ -96,3 +96,53 @@ def test_empty_context_when_nothing_fits() -> None:
     packed = pack(tiers, 3, lambda text: count_tokens(text, "gpt-4o-mini"))
     assert packed.context == "" and packed.tokens_used == 0
     assert [line.key for _, line in packed.over_budget] == ["m"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=12),
+    groups=st.lists(st.integers(min_value=0, max_value=3), min_size=12, max_size=12),
+    budget=st.integers(min_value=1, max_value=400),
+)
+def test_lines_that_conflict_never_appear_together(
+    sizes: list[int], groups: list[int], budget: int
+) -> None:
+    """Line 0 stands for (summarises) every line in its group; the first that fits wins."""
+    keys = [f"m{i}" for i in range(len(sizes))]
+    covered = {keys[i] for i in range(1, len(sizes)) if groups[i] == 0}
+
+    def conflicts(key: str) -> frozenset[str]:
+        if key == "m0":
+            return frozenset(covered)
+        return frozenset({"m0"}) if key in covered else frozenset()
+
+    lines = [
+        Line(key, f"item {i} " + "word " * size, conflicts(key))
+        for i, (key, size) in enumerate(zip(keys, sizes, strict=False))
+    ]
+    packed = pack([Tier("memories", "## M", 1.0, lines)], budget, lambda t: len(t.split()))
+    kept = {line.key for line in packed.included["memories"]}
+    assert packed.tokens_used <= budget
+    assert not ("m0" in kept and kept & covered)
+    skipped = {line.key: winner for _, line, winner in packed.conflicted}
+    over = {line.key for _, line in packed.over_budget}
+    assert kept | set(skipped) | over == set(keys)  # every line is accounted for, once
+    assert not (kept & set(skipped)) and not (kept & over) and not (set(skipped) & over)
+    for key, winner in skipped.items():
+        assert winner in kept and (key == "m0" or winner == "m0")
+
+
+def test_a_summary_stands_in_when_its_sources_do_not_fit() -> None:
+    sources = [Line(f"s{i}", "source " + "detail " * 30, frozenset({"sum"})) for i in range(3)]
+    summary = Line("sum", "summary of the sources", frozenset(line.key for line in sources))
+    tier = Tier("memories", "## M", 1.0, [*sources, summary])
+
+    def words(text: str) -> int:
+        return len(text.split())
+
+    roomy = pack([tier], 200, words)
+    assert [line.key for line in roomy.included["memories"]] == ["s0", "s1", "s2"]
+    assert [(line.key, winner) for _, line, winner in roomy.conflicted] == [("sum", "s0")]
+    tight = pack([tier], 20, words)
+    assert [line.key for line in tight.included["memories"]] == ["sum"]
+    assert {line.key for _, line in tight.over_budget} == {"s0", "s1", "s2"}

@@ -8,14 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-import chromadb
 import pytest
-from chromadb.config import Settings as ChromaSettings
 from sqlalchemy import create_engine, text
 
 from memory_server.config import Settings
 from memory_server.services.indexing import CONTENT_FIELD
 from tests.conftest import ADMIN_KEY, LiveServer, free_port
+from tests.index_probe import index_ids, namespace_collection
 
 FACTS = [
     "The office wifi password is hunter2",
@@ -44,13 +43,6 @@ def _agent(server: LiveServer) -> tuple[str, str]:
     return key, agent["default_namespace_id"]
 
 
-def _collection(settings: Settings) -> chromadb.Collection:
-    client = chromadb.PersistentClient(  # the server's own client: Chroma shares it per path
-        path=str(settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False)
-    )
-    return client.get_collection(settings.chroma_collection)
-
-
 def _sql_ids(settings: Settings) -> set[str]:
     engine = create_engine(settings.resolved_database_url)
     try:
@@ -76,7 +68,7 @@ def test_a_live_server_repairs_an_index_altered_behind_its_back(server: LiveServ
             ]
             for fact in FACTS
         ]
-    index = _collection(server.settings)
+    index = namespace_collection(server.settings, namespace)
     before = index.get(ids=ids, include=["metadatas", "embeddings"])
     metadata = dict(zip(before["ids"], before["metadatas"], strict=True))
     index.delete(ids=[ids[0]])  # lost
@@ -147,8 +139,6 @@ def test_scheduled_reconciles_leave_concurrent_writes_alone(
         thread.join()
     time.sleep(3)  # at least one more scheduled pass after the last write
     assert failures == []
-    assert (
-        _sql_ids(server.settings) == set(stored) == set(_collection(server.settings).get()["ids"])
-    )
+    assert _sql_ids(server.settings) == set(stored) == index_ids(server.settings)
     repairs = [r.getMessage() for r in caplog.records if "out of step" in r.getMessage()]
     assert repairs == []  # writes in flight were never taken for drift

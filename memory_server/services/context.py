@@ -4,6 +4,11 @@ Three tiers share one budget, in order: the recent messages of the current threa
 last), the user's current keyed facts and preferences, then long-term memories ranked by
 `ranking.rank`. Each tier may spend its share plus what earlier tiers left; `packing.pack` enforces
 the budget on the final string.
+
+Summaries and their sources: a summary's archived sources are brought in as candidates too and
+ranked beside it. A summary and its own sources never both take budget: whichever ranks first and
+fits wins, so a summary is expanded into its sources when they score higher and the budget allows,
+and stands in for them when they do not fit.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ..db import Database
 from ..filters import memory_conditions
 from ..models import Memory, utcnow
 from ..packing import Line, Tier, normalise_shares, pack
-from ..ranking import Ranked, rank
+from ..ranking import Ranked, for_query, rank
 from ..schemas import (
     ContextItem,
     ContextRequest,
@@ -93,7 +98,7 @@ class ContextService:
             thread = self._recent_thread(session, namespace_ids, request)
             facts = self._user_facts(session, namespace_ids, request)
         taken = {m.id for m in thread} | {m.id for m in facts}
-        ranked, dropped = self._long_term(namespace_ids, request, taken)
+        ranked, not_ranked, conflicts = self._long_term(namespace_ids, request, taken)
 
         by_id: dict[str, _Scored] = {m.id: _Scored(m) for m in [*thread, *facts]}
         by_id.update({r.memory.id: _Scored(r.memory, r) for r in ranked})
@@ -103,7 +108,12 @@ class ContextService:
         tiers = [
             Tier("thread", TITLES["thread"], shares[0], _lines(thread), contiguous=True),
             Tier("facts", TITLES["facts"], shares[1], _lines(facts)),
-            Tier("memories", TITLES["memories"], shares[2], _lines([r.memory for r in ranked])),
+            Tier(
+                "memories",
+                TITLES["memories"],
+                shares[2],
+                _lines([r.memory for r in ranked], conflicts),
+            ),
         ]
         packed = pack(tiers, request.budget_tokens, count)
 
@@ -115,7 +125,19 @@ class ContextService:
         dropped = [
             DroppedItem(id=line.key, tier=tier, reason="over_budget", score=_score(by_id[line.key]))
             for tier, line in packed.over_budget
-        ] + dropped
+        ]
+        dropped += [
+            DroppedItem(
+                id=line.key,
+                tier=tier,
+                # a summary skipped for its sources was expanded; a source, summarized
+                reason="expanded" if by_id[line.key].memory.kind == "summary" else "summarized",
+                score=_score(by_id[line.key]),
+                duplicate_of=winner,
+            )
+            for tier, line, winner in packed.conflicted
+        ]
+        dropped += not_ranked
         self._recorder.record(item.id for item in items)
         return ContextResponse(
             context=packed.context,
@@ -159,9 +181,10 @@ class ContextService:
 
     def _long_term(
         self, namespace_ids: Sequence[str], request: ContextRequest, taken: set[str]
-    ) -> tuple[list[Ranked], list[DroppedItem]]:
+    ) -> tuple[list[Ranked], list[DroppedItem], dict[str, frozenset[str]]]:
+        """Ranked long-term memories, what was dropped, and which lines exclude which."""
         if not namespace_ids:
-            return [], []
+            return [], [], {}
         statuses = [
             *requested_statuses(request.statuses, request.include_archived),
             MemoryStatus.SUPERSEDED,
@@ -181,12 +204,22 @@ class ContextService:
                 )
                 continue
             candidates.append(candidate)
+        summaries = [c.memory.id for c in candidates if c.memory.kind == "summary"]
+        sources = self._summary_sources(summaries) if summaries else {}
+        present = {c.memory.id for c in candidates} | taken
+        unseen = [s for ids in sources.values() for s in ids if s not in present]
+        candidates += self._retriever.fetch(
+            request.query,
+            retrieved.query_embedding,
+            list(dict.fromkeys(unseen)),
+            namespace_ids,
+            scope,
+            [MemoryStatus.ACTIVE, MemoryStatus.ARCHIVED],
+        )
         options = request.ranking
         if options.min_relevance is None:
             options = options.model_copy(update={"min_relevance": CONTEXT_MIN_RELEVANCE})
-        ranked, rejected = rank(candidates, options, utcnow())
-        ranked, covered = self._one_of_summary_or_sources(ranked)
-        dropped += covered
+        ranked, rejected = rank(candidates, for_query(request.query, options), utcnow())
         dropped += [
             DroppedItem(
                 id=r.memory.id,
@@ -197,52 +230,27 @@ class ContextService:
             )
             for r in rejected
         ]
-        return ranked, dropped
-
-    def _one_of_summary_or_sources(
-        self, ranked: list[Ranked]
-    ) -> tuple[list[Ranked], list[DroppedItem]]:
-        """A summary and its own sources never both take budget: whichever ranks first wins.
-
-        A summary ranked above its sources stands for them (they are dropped as `summarized`);
-        sources ranked above their summary are used instead of it (it is dropped as `expanded`).
-        """
-        summaries = [r.memory.id for r in ranked if r.memory.kind == "summary"]
-        sources = self._summary_sources(summaries) if summaries else {}
-        if not sources:
-            return ranked, []
-        kept: list[Ranked] = []
-        kept_ids: set[str] = set()
-        covered_by: dict[str, str] = {}
-        dropped: list[DroppedItem] = []
-        for item in ranked:
-            memory_id = item.memory.id
-            if memory_id in covered_by:
-                dropped.append(_dropped(item, "summarized", covered_by[memory_id]))
-                continue
-            own_sources = sources.get(memory_id, [])
-            used = next((s for s in own_sources if s in kept_ids), None)
-            if used is not None:
-                dropped.append(_dropped(item, "expanded", used))
-                continue
-            kept.append(item)
-            kept_ids.add(memory_id)
-            covered_by.update({source: memory_id for source in own_sources})
-        return kept, dropped
+        return ranked, dropped, _summary_conflicts(sources)
 
 
-def _dropped(item: Ranked, reason: str, other: str) -> DroppedItem:
-    return DroppedItem(
-        id=item.memory.id,
-        tier="memories",
-        reason=reason,
-        score=round(item.score, 6),
-        duplicate_of=other,
-    )
+def _summary_conflicts(sources: dict[str, list[str]]) -> dict[str, frozenset[str]]:
+    """A summary excludes its sources and each source excludes its summaries."""
+    conflicts: dict[str, set[str]] = {}
+    for summary_id, source_ids in sources.items():
+        conflicts.setdefault(summary_id, set()).update(source_ids)
+        for source_id in source_ids:
+            conflicts.setdefault(source_id, set()).add(summary_id)
+    return {key: frozenset(value) for key, value in conflicts.items()}
 
 
-def _lines(memories: Sequence[Memory]) -> list[Line]:
-    return [Line(key=m.id, text=render_line(m)) for m in memories]
+def _lines(
+    memories: Sequence[Memory], conflicts: dict[str, frozenset[str]] | None = None
+) -> list[Line]:
+    conflicts = conflicts or {}
+    return [
+        Line(key=m.id, text=render_line(m), conflicts=conflicts.get(m.id, frozenset()))
+        for m in memories
+    ]
 
 
 def _score(scored: _Scored) -> float | None:

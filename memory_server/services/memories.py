@@ -367,7 +367,7 @@ class MemoryService:
 
     def _apply_index_ops(self, ops: IndexOps) -> None:
         try:
-            self._vectors.delete(ops.deletes)
+            self._vectors.delete(ops.deletes, sorted(ops.delete_namespaces) or None)
             self._vectors.upsert(ops.upserts)
             self._vectors.update_metadata(ops.metadata_updates)
         except MemoryServerError:
@@ -381,7 +381,8 @@ class MemoryService:
 
     def _undo_index_upserts(self, ops: IndexOps) -> None:
         try:
-            self._vectors.delete([r.id for r in ops.upserts])
+            namespaces = sorted({str(r.metadata["namespace_id"]) for r in ops.upserts})
+            self._vectors.delete([r.id for r in ops.upserts], namespaces)
         except Exception:  # the reconciler removes anything left over
             log.exception("could not undo index writes; the reconciler will repair the index")
 
@@ -517,6 +518,7 @@ class MemoryService:
             tombstones = self._delete_rows(session, [memory, *derived], principal.agent_id)
             ops.deletes.extend(t.memory_id for t in tombstones)
             ops.events.extend(_deleted_events([memory], derived, "deleted"))
+            ops.delete_namespaces.update(m.namespace_id for m in [memory, *derived])
         return DeleteOutcome(tombstones[0], [m.id for m in derived])
 
     def forget_user(
@@ -541,6 +543,7 @@ class MemoryService:
             tombstones = self._delete_rows(session, memories, principal.agent_id)
             ops.deletes.extend(t.memory_id for t in tombstones)
             ops.events.extend(_deleted_events(own, derived, "forget_user"))
+            ops.delete_namespaces.add(namespace_id)
         return tombstones
 
     def _derived_summaries(self, session: Session, ids: Sequence[str]) -> list[Memory]:
@@ -715,6 +718,7 @@ class MemoryService:
                 self._delete_rows(session, [*expired, *derived], None)
                 ops.deletes.extend(m.id for m in [*expired, *derived])
                 ops.events.extend(_deleted_events(expired, derived, "expired"))
+                ops.delete_namespaces.update(m.namespace_id for m in [*expired, *derived])
             purged += len(expired)
             if len(expired) < batch:
                 return purged
@@ -759,6 +763,7 @@ class IndexOps:
     upserts: list[VectorRecord] = field(default_factory=list)
     metadata_updates: list[tuple[str, dict[str, Scalar]]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    delete_namespaces: set[str] = field(default_factory=set)  # where the deleted ids live
     events: list[PendingEvent] = field(default_factory=list)
 
 

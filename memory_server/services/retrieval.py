@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlmodel import col, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
 
 from ..db import Database
 from ..embeddings import QueryEmbedder
@@ -16,7 +17,7 @@ from ..keyword import keyword_search
 from ..models import Memory
 from ..ranking import Candidate
 from ..schemas import MemoryFilters, MemoryStatus
-from ..vectors import VectorStore
+from ..vectors import VectorHit, VectorStore, Where
 
 
 @dataclass(frozen=True)
@@ -41,30 +42,82 @@ class Retriever:
         statuses: Sequence[MemoryStatus],
         pool: int,
     ) -> Retrieved:
-        """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL."""
+        """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL.
+
+        The index is first asked for twice the dense pool with no filter at all (a metadata
+        filter costs Chroma far more than the search) and SQL decides what is in scope. Only
+        when most neighbours turn out to be out of scope (archived, another user, a kind
+        filter...) is the index asked again with the filter.
+        """
         embedding = self._queries.embed(query)
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
-        try:
-            hits = self._vectors.query(
-                embedding,
-                dense_pool,
-                vector_where(namespace_ids, filters, statuses),
-                with_embeddings=True,
-            )
-        except Exception as exc:
-            raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
         conditions = memory_conditions(namespace_ids, filters, statuses)
+        hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
         with self._db.read() as session:
             keyword = dict(keyword_search(session, query, conditions, pool))
-            wanted = list(dict.fromkeys([hit.id for hit in hits] + list(keyword)))
-            rows = session.exec(select(Memory).where(col(Memory.id).in_(wanted), *conditions)).all()
-        by_hit = {hit.id: hit for hit in hits}
-        missing = [m.id for m in rows if m.id not in by_hit]
+            rows = _rows(session, [hit.id for hit in hits] + list(keyword), conditions)
+            in_scope = {memory.id for memory in rows}
+            dense_hits = [hit for hit in hits if hit.id in in_scope][:dense_pool]
+            if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
+                where = vector_where(filters, statuses)
+                hits = self._nearest(embedding, dense_pool, namespace_ids, where)
+                more = [hit.id for hit in hits if hit.id not in in_scope]
+                rows += _rows(session, more, conditions)
+                in_scope = {memory.id for memory in rows}
+                dense_hits = [hit for hit in hits if hit.id in in_scope]
+        by_hit = {hit.id: hit for hit in dense_hits}
+        wanted = by_hit.keys() | keyword.keys()
+        rows = [memory for memory in rows if memory.id in wanted]
+        candidates = self._candidates(rows, embedding, keyword, by_hit)
+        return Retrieved(candidates=candidates, query_embedding=embedding)
+
+    def _nearest(
+        self,
+        embedding: list[float],
+        k: int,
+        namespace_ids: Sequence[str],
+        where: Where | None = None,
+    ) -> list[VectorHit]:
         try:
-            extra = self._vectors.embeddings(missing) if missing else {}
+            return self._vectors.query(embedding, k, namespace_ids, where, with_embeddings=True)
         except Exception as exc:
             raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
-        query_vector = np.asarray(embedding)
+
+    def fetch(
+        self,
+        query: str,
+        query_embedding: Sequence[float],
+        ids: Sequence[str],
+        namespace_ids: Sequence[str],
+        filters: MemoryFilters,
+        statuses: Sequence[MemoryStatus],
+    ) -> list[Candidate]:
+        """Named memories as candidates for `query`, scored like retrieved ones (if in scope)."""
+        if not ids:
+            return []
+        conditions = [
+            col(Memory.id).in_(list(ids)),
+            *memory_conditions(namespace_ids, filters, statuses),
+        ]
+        with self._db.read() as session:
+            keyword = dict(keyword_search(session, query, conditions, len(ids)))
+            rows = list(session.exec(select(Memory).where(*conditions)).all())
+        return self._candidates(rows, query_embedding, keyword, {})
+
+    def _candidates(
+        self,
+        rows: Sequence[Memory],
+        query_embedding: Sequence[float],
+        keyword: dict[str, float],
+        by_hit: dict[str, VectorHit],
+    ) -> list[Candidate]:
+        missing = [m.id for m in rows if m.id not in by_hit]
+        namespaces = sorted({m.namespace_id for m in rows if m.id not in by_hit})
+        try:
+            extra = self._vectors.embeddings(missing, namespaces) if missing else {}
+        except Exception as exc:
+            raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
+        query_vector = np.asarray(query_embedding)
         candidates = []
         for memory in rows:
             hit = by_hit.get(memory.id)
@@ -83,4 +136,14 @@ class Retriever:
                     keyword_raw=keyword.get(memory.id, 0.0),
                 )
             )
-        return Retrieved(candidates=candidates, query_embedding=embedding)
+        return candidates
+
+
+def _rows(
+    session: Session, ids: Sequence[str], conditions: Sequence[ColumnElement[bool]]
+) -> list[Memory]:
+    """The memories `ids` that meet `conditions` (in scope, status, filters)."""
+    if not ids:
+        return []
+    unique = list(dict.fromkeys(ids))
+    return list(session.exec(select(Memory).where(col(Memory.id).in_(unique), *conditions)).all())

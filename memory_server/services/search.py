@@ -6,7 +6,7 @@ from ..access import scope_namespace_ids
 from ..auth import Principal
 from ..db import Database
 from ..models import utcnow
-from ..ranking import Ranked, rank
+from ..ranking import Ranked, for_query, rank
 from ..schemas import MemoryStatus, SearchRequest
 from .retrieval import Retriever
 from .usage import AccessRecorder
@@ -41,6 +41,8 @@ class SearchService:
         candidates = retrieved.candidates
         if request.min_similarity is not None:
             candidates = [c for c in candidates if c.dense >= request.min_similarity]
-        ranked, _ = rank(candidates, request.ranking, utcnow(), limit=request.k)
+        ranked, _ = rank(
+            candidates, for_query(request.query, request.ranking), utcnow(), limit=request.k
+        )
         self._recorder.record(r.memory.id for r in ranked)
         return ranked

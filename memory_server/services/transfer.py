@@ -115,7 +115,9 @@ class TransferService:
         with self._snapshot() as session:
             for page in _memory_pages(session, namespace.id):
                 vectors = (
-                    self._vectors.embeddings([m.id for m in page]) if include_embeddings else {}
+                    self._vectors.embeddings([m.id for m in page], [namespace.id])
+                    if include_embeddings
+                    else {}
                 )
                 for memory in page:
                     item: dict[str, Any] = {"type": "memory", "memory": memory_record(memory)}

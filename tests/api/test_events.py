@@ -10,11 +10,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import chromadb
 import httpx
-from chromadb.config import Settings as ChromaSettings
 
 from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
+from tests.index_probe import drop_index
 
 
 def _events(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
@@ -187,9 +186,7 @@ def test_a_failed_write_leaves_no_event(server: LiveServer, make_agent) -> None:
     assert stale.status_code == 412
     invalid = agent.client.post("/v1/memories/batch", json={"memories": [{"content": "ok"}, {}]})
     assert invalid.status_code == 422
-    chromadb.PersistentClient(
-        path=str(server.settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False)
-    ).delete_collection(server.settings.chroma_collection)
+    drop_index(server.settings)
     failed = agent.client.post("/v1/memories", json={"content": "never stored", "key": "k"})
     assert failed.status_code == 503
     assert _events(agent.client) == before

@@ -7,6 +7,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
+from tests.index_probe import index_ids
 
 
 def _create(client: httpx.Client, **fields: object) -> dict:
@@ -235,13 +236,7 @@ def test_delete_removes_content_everywhere_and_keeps_the_record(
     assert tombstone[0]["deleted_by_agent_id"] == agent.id
     assert "4417" not in str(dict(tombstone[0]))
 
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    index = chromadb.PersistentClient(
-        path=str(server.settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False)
-    ).get_collection("memories")
-    assert index.get(ids=[memory["id"]])["ids"] == []
+    assert memory["id"] not in index_ids(server.settings)
 
 
 def test_expired_memories_are_not_served_and_are_purged(settings) -> None:

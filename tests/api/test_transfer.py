@@ -17,13 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import chromadb
 import httpx
 import pytest
-from chromadb.config import Settings as ChromaSettings
 
-from memory_server.config import BUNDLED_EMBEDDING_MODEL as EMBEDDING_MODEL
-from memory_server.config import Settings
+from memory_server.config import BUNDLED_EMBEDDING_MODEL, Settings
+from memory_server.statements import STATEMENT_RECIPE
 from tests.conftest import (
     ADMIN_KEY,
     POSTGRES_ENV,
@@ -32,6 +30,10 @@ from tests.conftest import (
     free_port,
     release_chroma_clients,
 )
+from tests.index_probe import drop_index
+
+# The index's model: the bundled one, fed each memory's statements (memory_server.statements).
+EMBEDDING_MODEL = f"{BUNDLED_EMBEDDING_MODEL}+{STATEMENT_RECIPE}"
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
@@ -394,9 +396,7 @@ def test_a_failing_index_leaves_nothing_imported(make_agent, server: LiveServer)
             {"type": "memory", "memory": {"id": "mem_i2", "content": "Two", "created_at": now}},
         )
     )
-    chromadb.PersistentClient(
-        path=str(server.settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False)
-    ).delete_collection(server.settings.chroma_collection)
+    drop_index(server.settings)
     failed = _import(agent.client, agent.namespace_id, body)
     assert failed.status_code == 503 and failed.json()["code"] == "store_unavailable"
     assert agent.client.get("/v1/memories").json()["data"] == []

@@ -63,7 +63,9 @@ def test_old_thread_is_condensed_into_a_traceable_summary(make_agent) -> None:
     context = agent.client.post(
         "/v1/context", json={"query": "offsite plans", "budget_tokens": 2000}
     ).json()
-    assert not {item["id"] for item in context["items"]} & {s["id"] for s in sources}
+    used = {item["id"] for item in context["items"]}
+    assert used & {summary_id, *(s["id"] for s in sources)}  # the summary or its sources
+    assert not (summary_id in used and used & {s["id"] for s in sources})  # never both
 
     again = run(agent.client, agent.namespace_id)
     assert (again["groups"], again["sources"], again["summary_ids"]) == (0, 0, [])
@@ -170,9 +172,38 @@ def test_context_never_spends_budget_on_a_summary_and_its_own_sources(make_agent
         assert dropped[summary_id]["reason"] == "expanded"
         assert dropped[summary_id]["duplicate_of"] in kept
 
-    default = agent.client.post(
-        "/v1/context",
-        json={"query": "hotel budget per night near the river", "budget_tokens": 2000},
-    ).json()
-    served = {item["id"] for item in default["items"]}
-    assert summary_id in served and not served & source_ids  # archived sources stay out
+
+def test_context_expands_a_summary_into_its_sources_when_they_score_higher(make_agent) -> None:
+    agent = make_agent()
+    sources = write_thread(agent.client, "offsite")
+    [summary_id] = run(agent.client, agent.namespace_id)["summary_ids"]
+    source_ids = {s["id"] for s in sources}
+    gluten = next(s["id"] for s in sources if "cannot eat gluten" in s["content"])
+
+    def context(query: str, budget: int) -> dict:
+        response = agent.client.post("/v1/context", json={"query": query, "budget_tokens": budget})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # A pointed question: the archived turn that answers it outranks the summary, and fits.
+    body = context("Which of us cannot eat gluten?", 2000)
+    served = {item["id"]: item for item in body["items"]}
+    assert gluten in served and summary_id not in served
+    assert agent.client.get(f"/v1/memories/{gluten}").json()["status"] == "archived"
+    dropped = {d["id"]: d for d in body["dropped"]}
+    assert dropped[summary_id]["reason"] == "expanded"
+    assert dropped[summary_id]["duplicate_of"] in served.keys() & source_ids
+    assert "cannot eat gluten" in body["context"]
+
+    # No room for the turn: nothing of this material is served twice, whatever fits first wins.
+    for budget in (40, 60, 90, 140):
+        tight = context("Which of us cannot eat gluten?", budget)
+        kept = {item["id"] for item in tight["items"]}
+        assert tight["tokens_used"] <= budget
+        assert not (summary_id in kept and kept & source_ids)
+
+    # Without a query that favours one turn, the summary stands for its sources.
+    overview = context("team offsite in Lisbon: hotel, restaurant, activities", 2000)
+    served = {item["id"] for item in overview["items"]}
+    assert served & ({summary_id} | source_ids)
+    assert not (summary_id in served and served & source_ids)

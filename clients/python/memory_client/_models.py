@@ -391,6 +391,7 @@ class RankingOptions(_Model):
     """Knobs of the hybrid ranking used by search and context; fields left None keep the defaults.
 
     `min_relevance` drops candidates whose best of dense and keyword relevance is lower,
+    `length_penalty` is the exponent of the length factor for long memories (0: off),
     `diversity` trades score for novelty (0 to 1), `duplicate_similarity` is the similarity at which
     a candidate counts as a near-duplicate of one already chosen.
     """
@@ -398,18 +399,23 @@ class RankingOptions(_Model):
     weights: RankingWeights | None = None
     recency_half_life_days: float | None = None
     min_relevance: float | None = None
+    length_penalty: float | None = None
     diversity: float | None = None
     duplicate_similarity: float | None = None
 
 
 class ScoreComponents(_Model):
-    """The parts of a ranking score, each in [0, 1]."""
+    """The parts of a ranking score, each in [0, 1].
+
+    score = length * (the weighted sum of dense, keyword, recency, importance and frequency).
+    """
 
     dense: float
     keyword: float
     recency: float
     importance: float
     frequency: float
+    length: float = 1.0
 
 
 # ---- search ---------------------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""The ranking policy's parts, on real memories and the real embedding model where it matters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from memory_server.embeddings import load_embedder
+from memory_server.keyword import STRONG_MATCH, query_terms
+from memory_server.models import Memory
+from memory_server.ranking import (
+    Candidate,
+    RankingOptions,
+    RankingWeights,
+    asks_about_present,
+    for_query,
+    length_factor,
+    rank,
+    score_candidates,
+)
+from memory_server.statements import StatementEmbedder, asks_only, statement_text
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def memory(content: str, *, days_ago: float = 10, memory_id: str | None = None) -> Memory:
+    created = NOW - timedelta(days=days_ago)
+    return Memory(
+        id=memory_id or f"mem_{abs(hash(content)) % 10**8}",
+        namespace_id="ns_test",
+        kind="message",
+        content=content,
+        content_hash=str(hash(content)),
+        created_at=created,
+        updated_at=created,
+    )
+
+
+def test_statements_leave_out_questions_unless_there_is_nothing_else() -> None:
+    mixed = "I moved to Lisbon in May. Any tips for finding a flat?"
+    assert statement_text(mixed) == "I moved to Lisbon in May."
+    assert statement_text("Where should we eat tonight?") == "Where should we eat tonight?"
+    assert statement_text("No questions here. Just facts!") == "No questions here. Just facts!"
+    assert asks_only("Where should we eat? Any ideas?")
+    assert not asks_only(mixed) and not asks_only("")
+
+
+def test_a_statement_vector_matches_a_question_about_the_fact_better() -> None:
+    model = load_embedder("all-MiniLM-L6-v2")
+    statements = StatementEmbedder(model)
+    assert statements.name == f"{model.name}+statements-v1"  # a new recipe rebuilds the index
+    text = "I started a new job as a nurse at Tandem Bikes. Can you recommend comfortable shoes?"
+    query = np.asarray(model.embed(["Where do I work?"])[0])
+    whole = np.asarray(model.embed([text])[0])
+    stated = np.asarray(statements.embed([text])[0])
+    assert float(query @ stated) > float(query @ whole)
+
+
+def test_keyword_relevance_is_relative_to_at_least_a_strong_match() -> None:
+    weak = Candidate(memory("weak", memory_id="w0"), None, 0.5, 0.2 * STRONG_MATCH)
+    strong = Candidate(memory("strong", memory_id="s"), None, 0.5, 3 * STRONG_MATCH)
+    alone = score_candidates([weak], RankingOptions(), NOW)[0]
+    assert alone.components.keyword == 0.2  # a lone weak match is not promoted to 1.0
+    together = {r.memory.id: r for r in score_candidates([weak, strong], RankingOptions(), NOW)}
+    assert together["s"].components.keyword == 1.0
+    assert abs(together["w0"].components.keyword - 0.2 / 3) < 1e-9
+
+
+def test_a_memory_that_only_asks_is_ranked_below_one_that_states() -> None:
+    asks = Candidate(memory("Where do I work these days?", memory_id="q"), None, 0.6, 1.0)
+    states = Candidate(memory("I work at Northwind as a recruiter.", memory_id="a"), None, 0.5, 0.8)
+    ranked = score_candidates([asks, states], RankingOptions(), NOW)
+    assert [r.memory.id for r in ranked] == ["a", "q"]
+    assert ranked[1].components.dense == 0.3  # halved
+
+
+def test_long_memories_must_earn_their_budget() -> None:
+    assert length_factor("short " * 20, 0.5) == 1.0  # ~30 tokens: no penalty
+    assert abs(length_factor("x" * 640, 0.5) - 0.5) < 1e-9  # 160 tokens: (40/160) ** 0.5
+    assert length_factor("x" * 640, 0) == 1.0
+    short = Candidate(memory("I live in Porto.", memory_id="short"), None, 0.6)
+    long = Candidate(memory("I live in Porto. " + "filler " * 200, memory_id="long"), None, 0.6)
+    ranked = score_candidates([long, short], RankingOptions(), NOW)
+    assert [r.memory.id for r in ranked] == ["short", "long"]
+    assert ranked[1].score == ranked[1].components.length * ranked[0].score
+
+
+def test_questions_about_the_present_weigh_recency_more() -> None:
+    assert asks_about_present("Where do I live these days?")
+    assert asks_about_present("Where do I work now?")
+    assert not asks_about_present("Where did I grow up?")
+    options = for_query("Where do I work now?", RankingOptions())
+    assert options.weights.recency > RankingOptions().weights.recency
+    chosen = RankingOptions(weights=RankingWeights(recency=0.0))
+    assert for_query("Where do I work now?", chosen).weights.recency == 0.0  # caller's choice
+
+    old = Candidate(memory("I work at Silverline.", days_ago=200, memory_id="old"), None, 0.62)
+    new = Candidate(memory("I now work at Northwind.", days_ago=5, memory_id="new"), None, 0.58)
+    plain, _ = rank([old, new], RankingOptions(), NOW)
+    present, _ = rank([old, new], for_query("Where do I work now?", RankingOptions()), NOW)
+    assert [r.memory.id for r in plain] == ["old", "new"]
+    assert [r.memory.id for r in present] == ["new", "old"]
+
+
+def test_conversational_filler_is_not_a_keyword() -> None:
+    assert query_terms("Remind me what city I'm based in at the moment?") == ["city", "based"]
+    assert query_terms("Where do I work right now?") == ["work"]

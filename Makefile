@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NOTEBOOKS_STAMP := $(VENV)/.notebooks-installed
+# The server `make serve` runs, and its admin key, unless MEMORY_URL / MEMORY_API_KEY are set.
+MEMORY_URL ?= http://$(or $(MEMORY_HOST),127.0.0.1):$(or $(MEMORY_PORT),8080)
+ADMIN_KEY_FILE := $(or $(MEMORY_DATA_DIR),var)/admin.key
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install serve test lint format bench clean
+.PHONY: install serve notebooks test lint format bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +26,26 @@ install: $(STAMP)
 
 serve: install
 	$(BIN)/memory-server serve
+
+$(NOTEBOOKS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[notebooks]'
+	touch $(NOTEBOOKS_STAMP)
+
+# JupyterLab on notebooks/, talking to the `make serve` server. JUPYTER_PATH puts this venv's
+# python3 kernel ahead of any the user installed elsewhere; Jupyter refuses root without
+# --allow-root (containers). JUPYTER_ARGS adds options, e.g. JUPYTER_ARGS="--no-browser --port 8890".
+notebooks: $(NOTEBOOKS_STAMP)
+	@key="$${MEMORY_API_KEY:-$${MEMORY_ADMIN_KEY:-$$(cat $(ADMIN_KEY_FILE) 2>/dev/null)}}"; \
+	if [ -z "$$key" ]; then \
+		echo "No API key: start the server with 'make serve' (it writes $(ADMIN_KEY_FILE))," \
+			"or set MEMORY_API_KEY." >&2; \
+		exit 1; \
+	fi; \
+	echo "Notebooks against $(MEMORY_URL)"; \
+	MEMORY_URL="$(MEMORY_URL)" MEMORY_API_KEY="$$key" \
+		JUPYTER_PATH="$(abspath $(VENV))/share/jupyter" \
+		$(BIN)/jupyter lab --notebook-dir=notebooks \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root) $(JUPYTER_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@ from .ratelimit import RateLimiter
 from .services.agents import AgentService
 from .services.audit import AuditService
 from .services.context import ContextService
+from .services.embeddings import EmbeddingService
 from .services.events import EventService
 from .services.idempotency import IdempotencyService
 from .services.indexing import IndexService
@@ -55,6 +56,7 @@ class Runtime:
     recorder: AccessRecorder
     search: SearchService
     context: ContextService
+    embeddings: EmbeddingService
     sharing: SharingService
     audit: AuditService
     rate_limiter: RateLimiter
@@ -170,6 +172,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         recorder=recorder,
         search=SearchService(db, retriever, recorder),
         context=ContextService(db, retriever, recorder, settings, memories.summary_sources),
+        embeddings=EmbeddingService(memories, vectors, embedder, queries),
         sharing=SharingService(db),
         audit=AuditService(db),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),

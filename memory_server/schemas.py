@@ -347,6 +347,41 @@ class SearchResponse(BaseModel):
     results: list[SearchHit]
 
 
+# ---- embeddings (maps of memory) -------------------------------------------------------------
+
+
+class MemoryEmbedding(BaseModel):
+    id: str
+    kind: str
+    role: str | None
+    status: str
+    user_id: str | None
+    thread_id: str | None
+    key: str | None
+    level: int = Field(description="0 for an original entry; 1 + its sources' for a summary.")
+    created_at: datetime
+    preview: str = Field(description="The start of the content, on one line.")
+    embedding: list[float] = Field(description="The vector search compares, as stored.")
+
+
+class QueryEmbedding(BaseModel):
+    text: str
+    embedding: list[float] = Field(description="The query's vector, embedded as search does.")
+
+
+class EmbeddingsPublic(BaseModel):
+    namespace_id: str
+    model: str = Field(description="The embedding model that made every vector here.")
+    dimensions: int
+    data: list[MemoryEmbedding] = Field(description="Newest first, as listing orders them.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+    query: QueryEmbedding | None = Field(
+        default=None, description="The `query` parameter's embedding, when one was given."
+    )
+
+
 # ---- context --------------------------------------------------------------------------------
 
 
@@ -461,7 +496,10 @@ class AuditEventPublic(BaseModel):
     agent_id: str | None = Field(description="Who accessed the namespace; null for the admin key.")
     key_id: str | None = Field(description="Through which API key; null for the admin key.")
     action: str = Field(description="read or write")
-    operation: str = Field(description="get, list, search, context, create, update or delete")
+    operation: str = Field(
+        description="get, list, search, context, provenance, embeddings, create, update, delete, "
+        "summarize or forget_user"
+    )
     memory_count: int = Field(description="How many of the namespace's memories it touched.")
     request_id: str | None
     created_at: datetime

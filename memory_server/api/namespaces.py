@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from ..models import Namespace
-from ..schemas import NamespaceCreate, NamespacePublic, NamespacesPublic
-from .deps import IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
+from ..models import Memory, Namespace
+from ..schemas import (
+    EmbeddingsPublic,
+    ErrorBody,
+    Kind,
+    MemoryEmbedding,
+    MemoryFilters,
+    MemoryStatus,
+    NamespaceCreate,
+    NamespacePublic,
+    NamespacesPublic,
+    QueryEmbedding,
+)
+from ..services.search import requested_statuses
+from .deps import AuditDep, IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
 
 router = APIRouter(
     prefix="/v1/namespaces", tags=["namespaces"], responses=error_responses(404, 409)
@@ -50,3 +65,62 @@ def get_namespace(
 ) -> NamespacePublic:
     """One namespace the caller may read."""
     return _public(*runtime.namespaces.get(principal, namespace_id))
+
+
+PREVIEW_CHARS = 160
+
+
+def _preview(content: str) -> str:
+    text = " ".join(content.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _embedding_public(memory: Memory, embedding: Sequence[float]) -> MemoryEmbedding:
+    return MemoryEmbedding(
+        **memory.model_dump(include=set(MemoryEmbedding.model_fields) - {"preview", "embedding"}),
+        preview=_preview(memory.content),
+        embedding=[float(x) for x in embedding],
+    )
+
+
+@router.get(
+    "/{namespace_id}/embeddings",
+    response_model=EmbeddingsPublic,
+    responses={503: {"model": ErrorBody}},
+)
+def list_embeddings(
+    namespace_id: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    audit: AuditDep,
+    kind: Annotated[list[Kind] | None, Query()] = None,
+    status: Annotated[list[MemoryStatus] | None, Query()] = None,
+    include_archived: bool = False,
+    user_id: str | None = None,
+    thread_id: str | None = None,
+    query: Annotated[str | None, Query(min_length=1, max_length=8000)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    cursor: str | None = None,
+) -> EmbeddingsPublic:
+    """The namespace's memories with their stored embeddings, newest first, for plotting a map.
+
+    Same scope and filters as listing (active only unless `status` or `include_archived` says
+    otherwise); `query` adds that text's embedding, to place it among them.
+    """
+    filters = MemoryFilters(
+        namespace_ids=[namespace_id],
+        user_id=user_id,
+        thread_id=thread_id,
+        kinds=kind,
+        statuses=requested_statuses(status, include_archived),
+    )
+    page = runtime.embeddings.page(principal, filters, limit=limit, cursor=cursor, query=query)
+    audit.read("embeddings", [m.namespace_id for m, _ in page.memories])
+    return EmbeddingsPublic(
+        namespace_id=namespace_id,
+        model=runtime.embeddings.model,
+        dimensions=runtime.embeddings.dimension,
+        data=[_embedding_public(m, e) for m, e in page.memories],
+        next_cursor=page.next_cursor,
+        query=QueryEmbedding(text=page.query[0], embedding=page.query[1]) if page.query else None,
+    )

@@ -23,12 +23,14 @@ from memory_client import (
     ContextItem,
     ContextResponse,
     DroppedItem,
+    EmbeddingsPublic,
     ErrorBody,
     GrantPermission,
     GrantPublic,
     MemoryBatchResult,
     MemoryClientError,
     MemoryCreate,
+    MemoryEmbedding,
     MemoryPublic,
     Message,
     NotFoundError,
@@ -37,6 +39,7 @@ from memory_client import (
     PreconditionFailedError,
     PreconditionRequiredError,
     ProvenancePublic,
+    QueryEmbedding,
     RankingOptions,
     RankingWeights,
     RateLimitError,
@@ -110,6 +113,35 @@ def test_namespaces(server: Any, sdk: Sdk, make_agent: Any) -> None:
     with pytest.raises(NotFoundError) as caught:
         client.get_namespace("ns_does_not_exist")
     assert caught.value.status_code == 404
+
+
+def test_embeddings_of_a_namespace_with_the_query(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    agent = make_agent()
+    client = sdk(server.url, agent.key)
+    first = client.create_memory("Dana prefers email.", kind="preference", user_id="dana")
+    second = client.create_memory("Invoices go out as PDF.", user_id="sam")
+    client.update_memory(first.memory.id, version=1, status="archived")
+    page = client.list_embeddings(agent.namespace_id, query="contact Dana")
+    assert isinstance(page, EmbeddingsPublic)
+    assert (page.namespace_id, page.dimensions, page.next_cursor) == (agent.namespace_id, 384, None)
+    assert [m.id for m in page.data] == [second.memory.id]
+    (item,) = page.data
+    assert isinstance(item, MemoryEmbedding) and len(item.embedding) == 384
+    assert (item.kind, item.user_id, item.preview) == ("note", "sam", "Invoices go out as PDF.")
+    assert isinstance(page.query, QueryEmbedding) and page.query.text == "contact Dana"
+    both = client.list_embeddings(agent.namespace_id, include_archived=True, limit=1)
+    assert [m.id for m in both.data] == [second.memory.id] and both.next_cursor
+    rest = client.list_embeddings(
+        agent.namespace_id, include_archived=True, cursor=both.next_cursor
+    )
+    assert [m.id for m in rest.data] == [first.memory.id] and rest.query is None
+    archived = client.list_embeddings(agent.namespace_id, statuses="archived", kinds=["preference"])
+    assert [m.status for m in archived.data] == ["archived"]
+    with pytest.raises(NotFoundError):
+        client.list_embeddings("ns_does_not_exist")
+    with pytest.raises(UnprocessableEntityError) as caught:
+        client.list_embeddings(agent.namespace_id, limit=0)
+    assert caught.value.code == "validation_error"
 
 
 def test_memory_lifecycle(server: Any, sdk: Sdk, make_agent: Any) -> None:

@@ -73,6 +73,7 @@ ENDPOINT_METHODS = {
     ("get", "/v1/namespaces/{namespace_id}/grants"): "list_grants",
     ("delete", "/v1/namespaces/{namespace_id}/grants/{grant_id}"): "revoke_grant",
     ("get", "/v1/namespaces/{namespace_id}/audit"): "list_audit_events",
+    ("get", "/v1/namespaces/{namespace_id}/embeddings"): "list_embeddings",
     ("post", "/v1/memories"): "create_memory",
     ("post", "/v1/memories/batch"): "create_memories",
     ("get", "/v1/memories"): "list_memories",
@@ -595,6 +596,11 @@ def test_real_responses_round_trip_through_sdk_models(
         ),
     )
     take("post", "/v1/search", client.post("/v1/search", json={"query": "tone", "k": 5}))
+    embeddings_path = "/v1/namespaces/{namespace_id}/embeddings"
+    embeddings = f"/v1/namespaces/{agent.namespace_id}/embeddings"
+    page = take("get", embeddings_path, client.get(embeddings, params={"query": "tone"}))
+    assert page["query"] and page["data"], "the sample exercises QueryEmbedding, MemoryEmbedding"
+    take("get", embeddings_path, client.get(embeddings, params={"limit": 1, "kind": "note"}))
     context_body = {
         "query": "tone",
         "budget_tokens": 200,

@@ -41,6 +41,7 @@ from ._models import (
     AuditEventsPublic,
     ContextRequest,
     ContextResponse,
+    EmbeddingsPublic,
     EventPublic,
     EventsPublic,
     GrantCreate,
@@ -348,6 +349,38 @@ class _BaseClient(Generic[HttpClientT]):
 
     def _call_get_namespace(self, namespace_id: str) -> _Call[NamespacePublic]:
         return _Call("GET", f"/v1/namespaces/{_seg(namespace_id)}", NamespacePublic.model_validate)
+
+    def _call_list_embeddings(
+        self,
+        namespace_id: str,
+        *,
+        kinds: StrOrList,
+        statuses: StrOrList,
+        include_archived: bool | None,
+        user_id: str | None,
+        thread_id: str | None,
+        query: str | None,
+        limit: int | None,
+        cursor: str | None,
+    ) -> _Call[EmbeddingsPublic]:
+        params = _query(
+            [
+                ("kind", _as_list(kinds)),
+                ("status", _as_list(statuses)),
+                ("include_archived", include_archived),
+                ("user_id", user_id),
+                ("thread_id", thread_id),
+                ("query", query),
+                ("limit", limit),
+                ("cursor", cursor),
+            ]
+        )
+        return _Call(
+            "GET",
+            f"/v1/namespaces/{_seg(namespace_id)}/embeddings",
+            EmbeddingsPublic.model_validate,
+            params=params,
+        )
 
     # ---- calls: sharing ----------------------------------------------------------------------
 

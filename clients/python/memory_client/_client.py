@@ -33,6 +33,7 @@ from ._models import (
     AuditEventPublic,
     AuditEventsPublic,
     ContextResponse,
+    EmbeddingsPublic,
     EventPublic,
     EventsPublic,
     GrantPermission,
@@ -189,6 +190,38 @@ class MemoryClient(_BaseClient[httpx.Client]):
     def get_namespace(self, namespace_id: str) -> NamespacePublic:
         """One namespace the caller may read."""
         return self._request(self._call_get_namespace(namespace_id))
+
+    def list_embeddings(
+        self,
+        namespace_id: str,
+        *,
+        kinds: StrOrList = None,
+        statuses: StrOrList = None,
+        include_archived: bool | None = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        query: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> EmbeddingsPublic:
+        """A page of the namespace's memories with their stored embeddings, newest first.
+
+        Active memories only unless `statuses` or `include_archived` say otherwise; `query` adds
+        that text's embedding (`.query`), to place it on a map of the memories.
+        """
+        return self._request(
+            self._call_list_embeddings(
+                namespace_id,
+                kinds=kinds,
+                statuses=statuses,
+                include_archived=include_archived,
+                user_id=user_id,
+                thread_id=thread_id,
+                query=query,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
 
     # ---- sharing: grants and the audit trail (namespace owner or admin) ---------------------
 

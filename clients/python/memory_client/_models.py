@@ -455,6 +455,51 @@ class SearchResponse(_Model):
     results: list[SearchHit]
 
 
+# ---- embeddings: maps of memory --------------------------------------------------------------
+
+
+class MemoryEmbedding(_Model):
+    """A memory's stored embedding (the vector search compares) with what a map labels it by.
+
+    `preview` is the start of its content on one line; `level` is 0 for an original entry and
+    1 + its sources' for a summary.
+    """
+
+    id: str
+    kind: str
+    role: str | None = None
+    status: str
+    user_id: str | None = None
+    thread_id: str | None = None
+    key: str | None = None
+    level: int
+    created_at: datetime
+    preview: str
+    embedding: list[float]
+
+
+class QueryEmbedding(_Model):
+    """A query's embedding, made the way search makes it, to place the query among memories."""
+
+    text: str
+    embedding: list[float]
+
+
+class EmbeddingsPublic(_Model):
+    """A page of a namespace's memories with their embeddings, newest first.
+
+    `model` made every vector; `next_cursor` fetches the next page (None at the end); `query` is
+    the embedding of the `query` argument, when one was given.
+    """
+
+    namespace_id: str
+    model: str
+    dimensions: int
+    data: list[MemoryEmbedding]
+    next_cursor: str | None = None
+    query: QueryEmbedding | None = None
+
+
 # ---- conversation helpers and context -------------------------------------------------------
 
 

@@ -31,7 +31,6 @@ import re
 import socket
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -42,7 +41,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import uvicorn
 
 from memory_server.app import create_app
 from memory_server.config import BUNDLED_EMBEDDING_MODEL, Settings
@@ -51,6 +49,7 @@ from memory_server.keyword import STOPWORDS
 from memory_server.models import Memory
 from memory_server.packing import Line, Tier, pack
 from memory_server.services.context import TITLES, render_line
+from memory_server.serving import BackgroundServer
 from memory_server.tokens import count_tokens
 
 from .conversations import Conversations, Persona, Question, Turn, generate
@@ -82,35 +81,16 @@ class LiveServer:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.url = f"http://127.0.0.1:{settings.port}"
         self.app = create_app(self.settings)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = BackgroundServer(self.app, settings.port)
+        self.url = self._server.url
 
     def start(self) -> LiveServer:
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.settings.port,
-            log_level="warning",
-            lifespan="on",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 120
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=60)
-        self._server = None
-        self._thread = None
+        self._server.stop()
         from chromadb.api.client import SharedSystemClient
 
         SharedSystemClient.clear_system_cache()  # Chroma caches a client per path, process-wide

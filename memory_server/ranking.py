@@ -233,10 +233,11 @@ def rank(
 def _similarity_matrix(pool: Sequence[Ranked]) -> np.ndarray:
     """Pairwise cosine similarity; a candidate without an embedding is similar to nothing."""
     dimension = next((len(item.embedding) for item in pool if item.embedding is not None), 1)
-    zero = np.zeros(dimension)
-    matrix = np.stack(
-        [np.asarray(item.embedding if item.embedding is not None else zero) for item in pool]
-    ).astype(np.float32)
+    zero = np.zeros(dimension, dtype=np.float32)
+    matrix = np.array(
+        [item.embedding if item.embedding is not None else zero for item in pool],
+        dtype=np.float32,
+    )
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
     return matrix @ matrix.T

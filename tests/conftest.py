@@ -15,19 +15,16 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import secrets
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from memory_server.app import create_app
 from memory_server.config import Settings
-from memory_server.serving import Server
+from memory_server.serving import BackgroundServer
 
 ADMIN_KEY = "test-admin-key-0123456789"
 POSTGRES_ENV = "MEMORY_TEST_POSTGRES_URL"
@@ -85,33 +82,17 @@ class LiveServer:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.url = f"http://127.0.0.1:{settings.port}"
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
 
     def start(self) -> LiveServer:
-        config = uvicorn.Config(
-            create_app(self.settings),
-            host="127.0.0.1",
-            port=self.settings.port,
-            log_level="warning",
-            lifespan="on",
-        )
-        self._server = Server(config)  # ends open event streams when it stops
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 120
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
+        self._server = BackgroundServer(create_app(self.settings), self.settings.port)
+        self._server.start()  # ends open event streams when it stops
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=60)
+        if self._server is not None:
+            self._server.stop()
         self._server = None
-        self._thread = None
 
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}

@@ -6,6 +6,7 @@ Every test that uses `server` runs twice: on SQLite and on PostgreSQL (when
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,15 +41,9 @@ def _postgres_admin_conninfo(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None for the embedded SQLite default; else a fresh PostgreSQL database for this test."""
-    if request.param == "sqlite":
-        yield None
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
+@contextlib.contextmanager
+def postgres_database(base: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of `base` (a URL), dropped afterwards."""
     import psycopg
 
     name = f"mt_{secrets.token_hex(6)}"
@@ -65,15 +60,33 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for the embedded SQLite default; else a fresh PostgreSQL database for this test."""
+    if request.param == "sqlite":
+        yield None
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    with postgres_database(base) as url:
+        yield url
+
+
+def server_settings(data_dir: Path, database_url: str | None, **options: object) -> Settings:
+    """Settings for a server under test: quiet, on a free port, with the test admin key."""
+    defaults: dict[str, object] = {"admin_key": ADMIN_KEY, "log_level": "warning"}
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        port=free_port(),
+        **(defaults | options),  # type: ignore[arg-type]
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        admin_key=ADMIN_KEY,
-        port=free_port(),
-        log_level="warning",
-    )
+    return server_settings(tmp_path / "var", database_url)
 
 
 class LiveServer:

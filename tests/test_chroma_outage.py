@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from memory_server.config import Settings
-from tests.conftest import ADMIN_KEY, LiveServer, free_port
+from tests.conftest import ADMIN_KEY, LiveServer, server_settings
 from tests.index_probe import chroma_client, index_ids
 from tests.processes import ChromaServer
 
@@ -30,12 +30,9 @@ def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None, chroma: ChromaServer) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        admin_key=ADMIN_KEY,
-        port=free_port(),
-        log_level="warning",
+    return server_settings(
+        tmp_path / "var",
+        database_url,
         vector_store="chroma-server",
         chroma_port=chroma.port,
         reconcile_interval_minutes=0.05,  # every 3 s

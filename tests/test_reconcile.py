@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from memory_server.config import Settings
 from memory_server.services.indexing import CONTENT_FIELD
-from tests.conftest import ADMIN_KEY, LiveServer, free_port
+from tests.conftest import ADMIN_KEY, LiveServer, server_settings
 from tests.index_probe import index_ids, namespace_collection
 
 FACTS = [
@@ -26,14 +26,9 @@ FACTS = [
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        admin_key=ADMIN_KEY,
-        port=free_port(),
-        log_level="warning",
-        reconcile_interval_minutes=0.02,  # every 1.2 s
-    )
+    return server_settings(
+        tmp_path / "var", database_url, reconcile_interval_minutes=0.02
+    )  # reconciles every 1.2 s
 
 
 def _agent(server: LiveServer) -> tuple[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,15 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from memory_server.config import BUNDLED_EMBEDDING_MODEL, Settings
+from memory_server.config import BUNDLED_EMBEDDING_MODEL
 from memory_server.statements import STATEMENT_RECIPE
 from tests.conftest import (
     ADMIN_KEY,
     POSTGRES_ENV,
     LiveServer,
-    _postgres_admin_conninfo,
-    free_port,
+    postgres_database,
     release_chroma_clients,
+    server_settings,
 )
 from tests.index_probe import drop_index
 
@@ -44,30 +43,14 @@ def fresh_database(database_url: str | None) -> Iterator[str | None]:
     if database_url is None:
         yield None
         return
-    import psycopg
-
-    base = os.environ[POSTGRES_ENV]
-    name = f"mt_{secrets.token_hex(6)}"
-    with psycopg.connect(_postgres_admin_conninfo(base), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(_postgres_admin_conninfo(base), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(os.environ[POSTGRES_ENV]) as url:
+        yield url
 
 
 @contextlib.contextmanager
 def fresh_server(tmp_path: Path, database_url: str | None) -> Iterator[LiveServer]:
     with fresh_database(database_url) as url:
-        settings = Settings(
-            data_dir=tmp_path / "fresh",
-            database_url=url,
-            admin_key=ADMIN_KEY,
-            port=free_port(),
-            log_level="warning",
-        )
-        live = LiveServer(settings).start()
+        live = LiveServer(server_settings(tmp_path / "fresh", url)).start()
         try:
             yield live
         finally:

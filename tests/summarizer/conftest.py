@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from memory_server.config import Settings
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import server_settings
 
 LONG_AGO = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -42,14 +42,7 @@ def settings(tmp_path: Path, database_url: str | None, summary_options: dict[str
         "summary_max_source_tokens": 400,
         "summary_target_tokens": 60,
     }
-    return Settings(
-        data_dir=tmp_path / "var",
-        database_url=database_url,
-        admin_key=ADMIN_KEY,
-        port=free_port(),
-        log_level="warning",
-        **(options | summary_options),
-    )
+    return server_settings(tmp_path / "var", database_url, **(options | summary_options))
 
 
 def write_thread(

@@ -13,6 +13,7 @@ from .auth import ensure_admin_key
 from .config import Settings
 from .db import Database
 from .embeddings import Embedder, QueryEmbedder, load_embedder
+from .metrics import StoreCollector
 from .migrations import migrate
 from .ratelimit import RateLimiter
 from .services.agents import AgentService
@@ -56,6 +57,7 @@ class Runtime:
     audit: AuditService
     rate_limiter: RateLimiter
     summarizer: Summarizer
+    store_metrics: StoreCollector
     scheduler: BackgroundScheduler | None = None
 
     def start_jobs(self) -> None:
@@ -87,7 +89,13 @@ class Runtime:
         if purged:
             log.info("purged %d expired memories", purged)
 
+    def begin_shutdown(self) -> None:
+        """Shutdown has begun: a summarizer run stops after the group it is condensing."""
+        self.summarizer.stop()
+
     def close(self) -> None:
+        """Stop the background work, waiting for a running job to end, then release the stores."""
+        self.begin_shutdown()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
@@ -153,6 +161,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         audit=AuditService(db),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
         summarizer=Summarizer(db, memories, embedder, settings),
+        store_metrics=StoreCollector(db, vectors),
     )
 
 

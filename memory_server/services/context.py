@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from .. import metrics
 from ..access import scope_namespace_ids
 from ..auth import Principal
 from ..config import Settings
@@ -80,6 +81,7 @@ class ContextService:
 
     def build(self, principal: Principal, request: ContextRequest) -> ContextResponse:
         """Pack the context for `request`; `tokens_used` never exceeds `budget_tokens`."""
+        metrics.begin("context")
         model = request.model or self._settings.default_token_model
         counts: dict[str, int] = {}
 
@@ -92,6 +94,7 @@ class ContextService:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             thread = self._recent_thread(session, namespace_ids, request)
             facts = self._user_facts(session, namespace_ids, request)
+        metrics.lap("sql")
         taken = {m.id for m in thread} | {m.id for m in facts}
         ranked, dropped = self._long_term(namespace_ids, request, taken)
 
@@ -106,6 +109,7 @@ class ContextService:
             Tier("memories", TITLES["memories"], shares[2], _lines([r.memory for r in ranked])),
         ]
         packed = pack(tiers, request.budget_tokens, count)
+        metrics.lap("packing")
 
         items = [
             _item(by_id[line.key], tier, count(line.text))
@@ -185,7 +189,9 @@ class ContextService:
         if options.min_relevance is None:
             options = options.model_copy(update={"min_relevance": CONTEXT_MIN_RELEVANCE})
         ranked, rejected = rank(candidates, options, utcnow())
+        metrics.lap("ranking")
         ranked, covered = self._one_of_summary_or_sources(ranked)
+        metrics.lap("sql")
         dropped += covered
         dropped += [
             DroppedItem(

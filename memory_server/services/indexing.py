@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import col, select
 
+from .. import metrics
 from ..db import Database
 from ..embeddings import Embedder
 from ..models import Memory
@@ -82,6 +83,7 @@ class IndexService:
             refreshed=len(stale),
             removed=len(orphans),
         )
+        metrics.record_reconcile(len(missing), len(stale), len(orphans))
         if report.repaired:
             log.warning("vector index was out of step with SQL; repaired: %s", report)
         return report
@@ -93,6 +95,7 @@ class IndexService:
         with self._db.read() as session:
             ids = list(session.exec(select(Memory.id)).all())
         self._reembed(ids)
+        metrics.record_reconcile(missing=0, stale=len(ids), orphaned=0)
         return ReconcileReport(
             rebuilt=True,
             sql_count=len(ids),

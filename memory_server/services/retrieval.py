@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlmodel import col, select
 
+from .. import metrics
 from ..db import Database
 from ..embeddings import QueryEmbedder
 from ..errors import StoreUnavailable
@@ -43,6 +44,7 @@ class Retriever:
     ) -> Retrieved:
         """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL."""
         embedding = self._queries.embed(query)
+        metrics.lap("embedding")
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
         try:
             hits = self._vectors.query(
@@ -53,14 +55,17 @@ class Retriever:
             )
         except Exception as exc:
             raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
+        metrics.lap("vector_query")
         conditions = memory_conditions(namespace_ids, filters, statuses)
         with self._db.read() as session:
             keyword = dict(keyword_search(session, query, conditions, pool))
             wanted = list(dict.fromkeys([hit.id for hit in hits] + list(keyword)))
             rows = session.exec(select(Memory).where(col(Memory.id).in_(wanted), *conditions)).all()
+        metrics.lap("sql")
         by_hit = {hit.id: hit for hit in hits}
         missing = [m.id for m in rows if m.id not in by_hit]
         extra = self._vectors.embeddings(missing) if missing else {}
+        metrics.lap("vector_query")
         query_vector = np.asarray(embedding)
         candidates = []
         for memory in rows:

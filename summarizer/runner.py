@@ -210,18 +210,19 @@ class Summarizer:
             groups = select_groups(session, scope, self._rules)
         report = RunReport(run)
         failures: list[dict[str, object]] = []
-        run.status = "completed"
+        status = "completed"
         for group in groups:
             if lost.is_set():  # another process may be running now: stop before the next group
                 failures.append({"source_ids": [], "reason": "lost the summarizer lease"})
                 break
             if self._stopping.is_set():  # shutdown: the rest waits for the next run
-                run.status = "interrupted"
+                status = "interrupted"
                 break
             self._condense_group(group, report, failures)
             run.failures = list(failures)
             self._save(run)
         run.failures = failures
+        run.status = status
         run.finished_at = utcnow()
         self._save(run)
         metrics.SUMMARY_RUNS.labels(run.status).inc()

@@ -11,7 +11,8 @@ from .deps import RuntimeDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", response_class=Response)
+# Left out of the OpenAPI document: Prometheus reads it, not API clients or the SDK.
+@router.get("/metrics", response_class=Response, include_in_schema=False)
 def prometheus_metrics(runtime: RuntimeDep) -> Response:
     """Request latency, search and context stages, summarizer, index drift, memory counts.
 

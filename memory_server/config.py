@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: int = Field(
         default=30,
         ge=1,
-        description="On SIGTERM, how long in-flight requests may take to finish before they are "
-        "cancelled.",
+        description="On SIGTERM, how long in-flight requests may take to finish before their "
+        "connections are dropped.",
     )
 
     summary_model: str | None = Field(

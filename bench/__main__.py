@@ -1,6 +1,7 @@
-"""`make bench`: the retrieval-quality and latency benchmarks, written to docs/benchmarks.md.
+"""`make bench`: the retrieval-quality, latency and ingest benchmarks, written to
+docs/benchmarks.md.
 
-python -m bench            # full size: 10 personas; 100k memories across 100 agents
+python -m bench            # full size: 10 personas; 100k memories across 100 agents; 20k ingested
 python -m bench --quick    # small sizes, a couple of minutes
 python -m bench --skip-scale-out   # without the PostgreSQL + Chroma server + two servers run
 """
@@ -14,7 +15,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import latency, quality
+from bench import ingest, latency, quality
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="leave out the latency run in scale-out mode (PostgreSQL + chroma run + 2 servers)",
     )
+    parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args(argv)
 
     sections = [
@@ -97,6 +99,27 @@ def main(argv: list[str] | None = None) -> None:
             "`MEMORY_TEST_POSTGRES_URL`'s, or `--postgres`).",
             "",
             latency.markdown(result),
+            "",
+        ]
+    if not args.skip_ingest:
+        memories, batch_size, clients = (2_000, 100, 4) if args.quick else (20_000, 100, 4)
+        result = ingest.main(
+            [
+                "--memories",
+                str(memories),
+                "--batch-size",
+                str(batch_size),
+                "--clients",
+                str(clients),
+            ]
+        )
+        sections += [
+            "## Ingest throughput: `POST /v1/memories/batch` vs the bare embedder",
+            "",
+            f"Command: `python -m bench.ingest --memories {memories} --batch-size {batch_size} "
+            f"--clients {clients}` (a fresh data dir each run).",
+            "",
+            ingest.markdown(result),
             "",
         ]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+from types import FrameType
+from typing import Any
 
 from pydantic import ValidationError
 
 from .config import Settings
-from .runtime import StartupError, build_runtime
+from .logs import adopt_library_loggers, configure_logging
+from .runtime import Runtime, StartupError, build_runtime
+
+log = logging.getLogger("memory_server.cli")  # not "__main__" under `python -m`
 
 
 def _settings() -> Settings:
@@ -23,34 +29,70 @@ def _settings() -> Settings:
         raise SystemExit(f"memory-server: invalid settings: {problems}") from None
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully and exit 0.
+
+    On the signal the server stops accepting connections, lets in-flight requests finish (for up
+    to `MEMORY_SHUTDOWN_TIMEOUT_SECONDS`), tells a summarizer run to stop after its current group,
+    waits for the background jobs and closes the stores.
+    """
     import uvicorn
 
     from .app import create_app
-    from .serving import Server
 
     try:
         runtime = build_runtime(settings)
     except StartupError as exc:
         raise SystemExit(f"memory-server: cannot start: {exc}") from None
+    adopt_library_loggers()  # litellm is loaded by now and has set up its own handlers
     runtime.start_jobs()
     app = create_app(settings, runtime)
-    logging.getLogger(__name__).info(
-        "serving on http://%s:%d (docs at /docs)", settings.host, settings.port
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,  # uvicorn's own lines go through our handler (JSON or text)
+        access_log=False,  # the app writes its own access line, with route and request id
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
+    server = _server_class()(config, runtime)
+    # uvicorn re-raises the signal it caught once it has shut down; this handler receives it,
+    # so that the stores are closed below and the process exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _signal_after_shutdown)
+    log.info("serving on http://%s:%d (docs at /docs)", settings.host, settings.port)
     try:
-        config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level
-        )
-        Server(config).run()
+        server.run()
     finally:
         runtime.close()
+        log.info("shut down")
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    from .serving import Server as StreamEndingServer
+
+    class Server(StreamEndingServer):
+        """Our uvicorn server (it ends event streams when it stops), which also tells the runtime
+        as soon as shutdown begins."""
+
+        def __init__(self, config: uvicorn.Config, runtime: Runtime):
+            super().__init__(config)
+            self._runtime = runtime
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if not self.should_exit:
+                log.info("signal %d: finishing in-flight requests, then stopping", sig)
+            self._runtime.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    return Server
+
+
+def _signal_after_shutdown(_sig: int, _frame: FrameType | None) -> None:
+    """Nothing left to do: the server has already shut down gracefully."""
 
 
 def reindex(settings: Settings) -> None:
@@ -109,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("migrate", help="apply pending SQL migrations and exit")
     args = parser.parse_args(argv)
     settings = _settings()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     commands_by_name = {
         "serve": serve,
         "reindex": reindex,

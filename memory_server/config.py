@@ -65,6 +65,19 @@ class Settings(BaseSettings):
         "The admin key is not limited.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines as JSON objects or plain text; auto: text on a terminal, else JSON.",
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics at /metrics (unauthenticated)."
+    )
+    shutdown_timeout_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="On SIGTERM, how long in-flight requests may take to finish before their "
+        "connections are dropped.",
+    )
 
     summary_model: str | None = Field(
         default=None,

@@ -61,7 +61,11 @@ class SentenceTransformerEmbedder:
             return []
         with self._lock:
             vectors = self._model.encode(
-                texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64
+                texts,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                batch_size=64,
+                show_progress_bar=False,
             )
         return [[float(x) for x in row] for row in vectors]
 

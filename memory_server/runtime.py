@@ -13,6 +13,7 @@ from .auth import ensure_admin_key
 from .config import Settings
 from .db import Database
 from .embeddings import Embedder, QueryEmbedder, load_embedder
+from .metrics import StoreCollector
 from .migrations import migrate
 from .ratelimit import RateLimiter
 from .services.agents import AgentService
@@ -63,6 +64,7 @@ class Runtime:
     summarizer: Summarizer
     events: EventService
     transfer: TransferService
+    store_metrics: StoreCollector
     scheduler: BackgroundScheduler | None = None
 
     def start_jobs(self) -> None:
@@ -104,7 +106,13 @@ class Runtime:
         if purged:
             log.info("purged %d expired memories", purged)
 
+    def begin_shutdown(self) -> None:
+        """Shutdown has begun: a summarizer run stops after the group it is condensing."""
+        self.summarizer.stop()
+
     def close(self) -> None:
+        """Stop the background work, waiting for a running job to end, then release the stores."""
+        self.begin_shutdown()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
@@ -179,6 +187,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
         summarizer=Summarizer(db, memories, embedder, settings),
         events=EventService(db),
         transfer=TransferService(db, memories, vectors, embedder, settings),
+        store_metrics=StoreCollector(db, vectors),
     )
 
 

@@ -541,7 +541,10 @@ class SummaryFailure(BaseModel):
 class SummaryRunPublic(BaseModel):
     id: str
     namespace_id: str | None
-    status: str = Field(description="running, completed or abandoned (the process died mid-run)")
+    status: str = Field(
+        description="running, completed, interrupted (the server shut down between groups; the "
+        "rest is left for the next run) or abandoned (the process died mid-run)"
+    )
     dry_run: bool
     started_at: datetime
     finished_at: datetime | None

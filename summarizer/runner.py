@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlmodel import col, update
 
+from memory_server import metrics
 from memory_server.access import Action, authorize_namespace, scope_namespace_ids
 from memory_server.auth import Principal
 from memory_server.config import Settings
@@ -70,6 +71,7 @@ class Summarizer:
         self._settings = settings
         self._condenser = condenser or build_condenser(settings, embedder)
         self._lease = Lease(db, LEASE_NAME, ttl=timedelta(seconds=settings.summary_lease_seconds))
+        self._stopping = threading.Event()
         self._rules = SelectionRules(
             kinds=settings.summary_kinds,
             min_age=timedelta(hours=settings.summary_min_age_hours),
@@ -132,6 +134,10 @@ class Summarizer:
             raise NotFound(f"Summary run {run_id!r} was not found.", code="summary_run_not_found")
         return run
 
+    def stop(self) -> None:
+        """The server is shutting down: a run in progress ends after its current group."""
+        self._stopping.set()
+
     # ---- the run -----------------------------------------------------------------------------
 
     def run(
@@ -160,6 +166,9 @@ class Summarizer:
         try:
             self._abandon_stale_runs()
             return self._run(namespace_id, scope, triggered_by, lost, actor)
+        except Exception:
+            metrics.SUMMARY_RUNS.labels("error").inc()
+            raise
         finally:
             stop.set()
             heartbeat.join()
@@ -217,9 +226,13 @@ class Summarizer:
             groups = select_groups(session, scope, self._rules)
         report = RunReport(run)
         failures: list[dict[str, object]] = []
+        status = "completed"
         for group in groups:
             if lost.is_set():  # another process may be running now: stop before the next group
                 failures.append({"source_ids": [], "reason": "lost the summarizer lease"})
+                break
+            if self._stopping.is_set():  # shutdown: the rest waits for the next run
+                status = "interrupted"
                 break
             try:
                 self._condense_group(group, report, failures, actor)
@@ -229,9 +242,10 @@ class Summarizer:
             run.failures = list(failures)
             self._save(run)
         run.failures = failures
-        run.status = "completed"
+        run.status = status
         run.finished_at = utcnow()
         self._save(run)
+        metrics.SUMMARY_RUNS.labels(run.status).inc()
         return report
 
     def _condense_group(
@@ -244,12 +258,15 @@ class Summarizer:
         except CondenseFailed as failed:
             run.prompt_tokens += failed.prompt_tokens
             run.completion_tokens += failed.completion_tokens
+            _count_tokens(failed.prompt_tokens, failed.completion_tokens, 0.0)
+            metrics.SUMMARY_GROUPS.labels("failed").inc()
             failures.append({"source_ids": group.source_ids, "reason": failed.reason})
             log.warning("summary of %d memories failed: %s", len(group.sources), failed.reason)
             return
         run.prompt_tokens += condensed.prompt_tokens
         run.completion_tokens += condensed.completion_tokens
         run.cost += condensed.cost
+        _count_tokens(condensed.prompt_tokens, condensed.completion_tokens, condensed.cost)
         draft = SummaryDraft(
             content=condensed.text,
             embedding=self._embedder.embed([condensed.text])[0],
@@ -259,8 +276,10 @@ class Summarizer:
         try:
             summary = self._memories.store_summary(draft, actor)
         except Conflict as conflict:
+            metrics.SUMMARY_GROUPS.labels("failed").inc()
             failures.append({"source_ids": group.source_ids, "reason": conflict.detail})
             return
+        metrics.SUMMARY_GROUPS.labels("condensed").inc()
         run.groups += 1
         run.sources += len(group.sources)
         run.tokens_before += group.source_tokens
@@ -279,3 +298,9 @@ class Summarizer:
                 .where(col(SummaryRun.status) == "running", col(SummaryRun.dry_run).is_(False))
                 .values(status="abandoned", finished_at=utcnow())
             )
+
+
+def _count_tokens(prompt: int, completion: int, cost: float) -> None:
+    metrics.SUMMARY_TOKENS.labels("prompt").inc(prompt)
+    metrics.SUMMARY_TOKENS.labels("completion").inc(completion)
+    metrics.SUMMARY_COST.inc(cost)

@@ -40,6 +40,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def get_principal(
     runtime: RuntimeDep,
+    request: Request,
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
@@ -47,6 +48,7 @@ def get_principal(
     token = bearer_token(authorization)
     with runtime.db.read() as session:
         principal = authenticate(session, token, runtime.admin_key)
+    request.state.agent_id = principal.id  # for the access log
     if principal.key_id is not None:  # the admin key is not rate-limited
         runtime.rate_limiter.take(principal.key_id)
     return principal

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from .. import metrics
 from ..access import scope_namespace_ids
 from ..auth import Principal
 from ..config import Settings
@@ -85,6 +86,7 @@ class ContextService:
 
     def build(self, principal: Principal, request: ContextRequest) -> ContextResponse:
         """Pack the context for `request`; `tokens_used` never exceeds `budget_tokens`."""
+        metrics.begin("context")
         model = request.model or self._settings.default_token_model
         counts: dict[str, int] = {}
 
@@ -97,6 +99,7 @@ class ContextService:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             thread = self._recent_thread(session, namespace_ids, request)
             facts = self._user_facts(session, namespace_ids, request)
+        metrics.lap("sql")
         taken = {m.id for m in thread} | {m.id for m in facts}
         ranked, not_ranked, conflicts = self._long_term(namespace_ids, request, taken)
 
@@ -116,6 +119,7 @@ class ContextService:
             ),
         ]
         packed = pack(tiers, request.budget_tokens, count)
+        metrics.lap("packing")
 
         items = [
             _item(by_id[line.key], tier, count(line.text))
@@ -216,10 +220,12 @@ class ContextService:
             scope,
             [MemoryStatus.ACTIVE, MemoryStatus.ARCHIVED],
         )
+        metrics.lap("sql")  # summaries' sources, scored as candidates
         options = request.ranking
         if options.min_relevance is None:
             options = options.model_copy(update={"min_relevance": CONTEXT_MIN_RELEVANCE})
         ranked, rejected = rank(candidates, for_query(request.query, options), utcnow())
+        metrics.lap("ranking")
         dropped += [
             DroppedItem(
                 id=r.memory.id,

@@ -21,6 +21,7 @@ from typing import Protocol
 from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 
+from .. import metrics
 from ..db import Database
 from ..embeddings import Embedder
 from ..models import Memory
@@ -206,6 +207,9 @@ class IndexService:
             removed=len(drift.orphans),
             relabeled=len(drift.relabel),
         )
+        metrics.record_reconcile(
+            len(drift.missing), len(drift.stale) + len(drift.relabel), len(drift.orphans)
+        )
         if report.repaired:
             log.warning("vector index was out of step with SQL; repaired: %s", report)
         return report
@@ -217,6 +221,7 @@ class IndexService:
         with self._db.read() as session:
             ids = list(session.exec(select(Memory.id)).all())
         self._reembed(ids)
+        metrics.record_reconcile(missing=0, stale=len(ids), orphaned=0)
         return ReconcileReport(
             rebuilt=True,
             sql_count=len(ids),

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
+from .. import metrics
 from ..db import Database
 from ..embeddings import QueryEmbedder
 from ..errors import StoreUnavailable
@@ -50,9 +51,11 @@ class Retriever:
         filter...) is the index asked again with the filter.
         """
         embedding = self._queries.embed(query)
+        metrics.lap("embedding")
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
         conditions = memory_conditions(namespace_ids, filters, statuses)
         hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
+        metrics.lap("vector_query")
         with self._db.read() as session:
             keyword = dict(keyword_search(session, query, conditions, pool))
             rows = _rows(session, [hit.id for hit in hits] + list(keyword), conditions)
@@ -65,6 +68,7 @@ class Retriever:
                 rows += _rows(session, more, conditions)
                 in_scope = {memory.id for memory in rows}
                 dense_hits = [hit for hit in hits if hit.id in in_scope]
+        metrics.lap("sql")
         by_hit = {hit.id: hit for hit in dense_hits}
         wanted = by_hit.keys() | keyword.keys()
         rows = [memory for memory in rows if memory.id in wanted]
@@ -117,6 +121,7 @@ class Retriever:
             extra = self._vectors.embeddings(missing, namespaces) if missing else {}
         except Exception as exc:
             raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
+        metrics.lap("vector_query")
         query_vector = np.asarray(query_embedding)
         candidates = []
         for memory in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import metrics
 from ..access import scope_namespace_ids
 from ..auth import Principal
 from ..db import Database
@@ -31,8 +32,10 @@ class SearchService:
 
     def search(self, principal: Principal, request: SearchRequest) -> list[Ranked]:
         """The `k` best memories for the query within scope and filters, best first."""
+        metrics.begin("search")
         with self._db.read() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
+        metrics.lap("sql")
         if not namespace_ids:
             return []
         statuses = requested_statuses(request.statuses, request.include_archived)
@@ -44,5 +47,6 @@ class SearchService:
         ranked, _ = rank(
             candidates, for_query(request.query, request.ranking), utcnow(), limit=request.k
         )
+        metrics.lap("ranking")
         self._recorder.record(r.memory.id for r in ranked)
         return ranked

@@ -334,6 +334,11 @@ def wait_ready(process: subprocess.Popen[bytes], port: int) -> subprocess.Popen[
     raise RuntimeError("server did not become ready")
 
 
+def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`memory-server serve` on the embedded stores of `data_dir`, once it is ready."""
+    return wait_ready(launch(_env(data_dir, port)), port)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

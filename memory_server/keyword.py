@@ -47,9 +47,14 @@ def query_terms(query: str) -> list[str]:
 
 
 def keyword_search(
-    session: Session, query: str, conditions: Sequence[ColumnElement[bool]], limit: int
+    session: Session,
+    query: str,
+    namespace_ids: Sequence[str],
+    conditions: Sequence[ColumnElement[bool]],
+    limit: int,
 ) -> list[tuple[str, float]]:
-    """(memory id, score) for memories that match any query term and `conditions`, best first."""
+    """(memory id, score) for memories of `namespace_ids` that match any query term and
+    `conditions`, best first."""
     terms = query_terms(query)
     if not terms:
         return []
@@ -62,14 +67,19 @@ def keyword_search(
         score: sa.ColumnElement[float] = sa.func.ts_rank_cd(vector, tsquery)
         statement = sa.select(memory.c.id, score.label("score")).where(vector.op("@@")(tsquery))
     else:
+        if not namespace_ids:
+            return []
         fts = sa.table("memory_fts", sa.column("rowid"))
-        score = sa.func.bm25(sa.literal_column("memory_fts")) * -1
+        # The namespace column narrows the match inside the index and weighs nothing in BM25.
+        score = sa.func.bm25(sa.literal_column("memory_fts"), 1.0, 0.0) * -1
+        namespaces = " OR ".join(f'"{namespace_id}"' for namespace_id in namespace_ids)
+        words = " OR ".join(f'"{term}"' for term in terms)
         statement = (
             sa.select(memory.c.id, score.label("score"))
             .select_from(memory.join(fts, sa.literal_column("memory.rowid") == fts.c.rowid))
             .where(
                 sa.literal_column("memory_fts").op("MATCH")(
-                    " OR ".join(f'"{term}"' for term in terms)
+                    f"namespace_id : ({namespaces}) AND content : ({words})"
                 )
             )
         )

@@ -57,7 +57,7 @@ class Retriever:
         hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
         metrics.lap("vector_query")
         with self._db.read() as session:
-            keyword = dict(keyword_search(session, query, conditions, pool))
+            keyword = dict(keyword_search(session, query, namespace_ids, conditions, pool))
             rows = _rows(session, [hit.id for hit in hits] + list(keyword), conditions)
             in_scope = {memory.id for memory in rows}
             dense_hits = [hit for hit in hits if hit.id in in_scope][:dense_pool]
@@ -104,7 +104,7 @@ class Retriever:
             *memory_conditions(namespace_ids, filters, statuses),
         ]
         with self._db.read() as session:
-            keyword = dict(keyword_search(session, query, conditions, len(ids)))
+            keyword = dict(keyword_search(session, query, namespace_ids, conditions, len(ids)))
             rows = list(session.exec(select(Memory).where(*conditions)).all())
         return self._candidates(rows, query_embedding, keyword, {})
 

@@ -19,9 +19,11 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from memory_server.app import create_app
 from memory_server.config import Settings
@@ -106,6 +108,12 @@ class LiveServer:
         if self._server is not None:
             self._server.stop()
         self._server = None
+
+    @property
+    def app(self) -> FastAPI:
+        """The running app (its `state.runtime` holds the server's parts)."""
+        assert self._server is not None, "the server is not running"
+        return cast(FastAPI, self._server.app)
 
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}

@@ -62,6 +62,9 @@ def test_deployment_walkthrough_runs_as_written(tmp_path: Path, database_url: st
     )
     try:
         stdout, stderr = shell.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        logs = {log.name: log.read_text()[-1500:] for log in (tmp_path / "deploy").glob("*.log")}
+        pytest.fail(f"the walk-through did not finish in 240 s; last log lines: {logs}")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(shell.pid, signal.SIGKILL)  # whatever the script left running

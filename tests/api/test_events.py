@@ -36,7 +36,7 @@ def _team(owner: Any, name: str = "team") -> str:
 
 def _runtime(server: LiveServer) -> Any:
     assert server._server is not None
-    return server._server.config.app.state.runtime
+    return server.app.state.runtime
 
 
 def test_every_change_is_an_event_in_order_with_its_actor(make_agent) -> None:
@@ -430,12 +430,15 @@ def test_a_syncing_reader_misses_no_event_while_many_write(make_agent) -> None:
 
     def poll() -> None:
         nonlocal cursor
-        page = agent.client.get("/v1/events", params={"after": cursor, "limit": 7}).json()
+        response = agent.client.get("/v1/events", params={"after": cursor, "limit": 7})
+        assert response.status_code == 200, response.text
+        page = response.json()
         collected.extend(e["id"] for e in page["data"])
         cursor = page["next_cursor"]
 
     while any(thread.is_alive() for thread in threads):
         poll()
+        time.sleep(0.05)  # a syncing agent's pace; a tight loop would hit the key's rate limit
     for _ in range(50):
         poll()
     assert failures == []

@@ -288,7 +288,11 @@ class ChromaVectorStore:
 
     def ping(self) -> None:
         self._client.heartbeat()
-        self._marker.count()
+        try:
+            self._marker.count()
+        except NotFoundError:  # another process rebuilt the index: look the marker up by name
+            self._marker = self._client.get_collection(self._name, embedding_function=None)
+            self._marker.count()
 
 
 def _metadata_pairs(page: Any) -> Iterator[tuple[str, dict[str, Scalar]]]:

@@ -72,32 +72,24 @@ class Runtime:
         access bookkeeping."""
         self.recorder.start()
         scheduler = BackgroundScheduler(timezone="UTC")
-        scheduler.add_job(
-            self._purge_expired,
-            "interval",
-            seconds=self.settings.expiry_purge_seconds,
-            id="purge_expired",
-            max_instances=1,
-            coalesce=True,
-        )
-        if self.settings.summary_interval_minutes > 0:
-            scheduler.add_job(
+        jobs = (  # (job, every so many seconds, id); 0 leaves a job out
+            (self._purge_expired, self.settings.expiry_purge_seconds, "purge_expired"),
+            (
                 self.summarizer.run_scheduled,
-                "interval",
-                minutes=self.settings.summary_interval_minutes,
-                id="summarize",
-                max_instances=1,
-                coalesce=True,
-            )
-        if self.settings.reconcile_interval_minutes > 0:
-            scheduler.add_job(
+                self.settings.summary_interval_minutes * 60,
+                "summarize",
+            ),
+            (
                 self.index.reconcile_scheduled,
-                "interval",
-                minutes=self.settings.reconcile_interval_minutes,
-                id="reconcile",
-                max_instances=1,
-                coalesce=True,
-            )
+                self.settings.reconcile_interval_minutes * 60,
+                "reconcile",
+            ),
+        )
+        for job, seconds, job_id in jobs:
+            if seconds > 0:
+                scheduler.add_job(
+                    job, "interval", seconds=seconds, id=job_id, max_instances=1, coalesce=True
+                )
         scheduler.start()
         self.scheduler = scheduler
 

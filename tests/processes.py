@@ -120,6 +120,23 @@ class ServerProcess:
             return ""
         return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
 
+    @property
+    def log(self) -> Path:
+        """Where the process writes its stdout and stderr."""
+        return self._log
+
+    def send_signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` without waiting (see `wait`)."""
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        """Wait for the process to end; its exit code. It may be started again afterwards."""
+        assert self.process is not None
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)

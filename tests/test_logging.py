@@ -20,13 +20,13 @@ from memory_server.app import create_app
 from memory_server.config import Settings
 from memory_server.logs import REQUEST_ID, JsonFormatter, TextFormatter
 from tests.conftest import ADMIN_KEY, free_port, release_chroma_clients
-from tests.process import ServeProcess, server_env
+from tests.processes import ServerProcess
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
-    """Every stderr line, each of which must be one JSON object."""
+    """Every line the server wrote (stdout and stderr), each of which must be one JSON object."""
     entries = []
     for line in path.read_text().splitlines():
         if line.strip():
@@ -37,8 +37,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_cli_server_logs_json_with_the_request_id_it_echoes(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "var", admin_key=ADMIN_KEY, port=free_port())
-    server = ServeProcess(settings, server_env(settings), tmp_path / "stderr.log").start()
+    server = ServerProcess.configured(tmp_path / "var", log_level="info", log_format="json").start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             agent = client.post("/v1/agents", json={"name": "logger"}, headers=ADMIN).json()
@@ -55,12 +54,12 @@ def test_cli_server_logs_json_with_the_request_id_it_echoes(tmp_path: Path) -> N
         assert given.headers["X-Request-ID"] == "trace-7f3a-given"
         generated_id = generated.headers["X-Request-ID"]
         assert generated_id.startswith("req_")
-        server.signal()
+        server.send_signal()
         assert server.wait() == 0
     finally:
         server.kill()
 
-    entries = _lines(server.stderr)
+    entries = _lines(server.log)
     for entry in entries:
         assert {"time", "level", "logger", "message"} <= entry.keys(), entry
     access = {e["request_id"]: e for e in entries if e["logger"] == "memory_server.access"}

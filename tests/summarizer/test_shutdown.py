@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from memory_server.config import Settings
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY
 from tests.fake_openai import GOOD, FakeOpenAI, fake_openai_server, slow
-from tests.process import ServeProcess, server_env
+from tests.processes import ServerProcess
 from tests.summarizer.conftest import write_thread
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -32,17 +31,15 @@ def test_sigterm_lets_the_running_group_finish_and_the_request_answer(
     tmp_path: Path, fake_llm: FakeOpenAI
 ) -> None:
     # SQLite, the default: one run keeps the suite short (the crash test covers PostgreSQL).
-    settings = Settings(data_dir=tmp_path / "var", admin_key=ADMIN_KEY, port=free_port())
-    env = server_env(
-        settings,
-        MEMORY_SUMMARY_MODEL="openai/fake-summarizer",
-        MEMORY_SUMMARY_API_BASE=fake_llm.url,
-        MEMORY_SUMMARY_API_KEY="sk-fake",
-        MEMORY_SUMMARY_MIN_AGE_HOURS="24",
-        MEMORY_SUMMARY_MIN_GROUP_SIZE="3",
-    )
-    stderr = tmp_path / "stderr.log"
-    server = ServeProcess(settings, env, stderr).start()
+    server = ServerProcess.configured(
+        tmp_path / "var",
+        log_level="info",
+        summary_model="openai/fake-summarizer",
+        summary_api_base=fake_llm.url,
+        summary_api_key="sk-fake",
+        summary_min_age_hours="24",
+        summary_min_group_size="3",
+    ).start()
     answer: dict[str, Any] = {}
     try:
         with httpx.Client(base_url=server.url, headers=ADMIN, timeout=60) as admin:
@@ -73,9 +70,9 @@ def test_sigterm_lets_the_running_group_finish_and_the_request_answer(
         while len(fake_llm.chat_requests) < 2:
             assert time.monotonic() < deadline, "the run never reached its second group"
             time.sleep(0.05)
-        server.signal()  # SIGTERM while the second group waits on the model
+        server.send_signal()  # SIGTERM while the second group waits on the model
         request.join(timeout=60)
-        assert server.wait() == 0, stderr.read_text()
+        assert server.wait() == 0, server.log_tail(60)
     finally:
         server.kill()
 
@@ -85,7 +82,7 @@ def test_sigterm_lets_the_running_group_finish_and_the_request_answer(
     assert run["groups"] == 2 and run["failures"] == [] and len(run["summary_ids"]) == 2
     assert len(fake_llm.chat_requests) == 2  # the third group was never started
 
-    server = ServeProcess(settings, env, stderr).start()
+    server.start()  # again, on the same data
     try:
         with httpx.Client(base_url=server.url, headers=ADMIN, timeout=60) as admin:
             assert admin.get(f"/v1/summaries/runs/{run['id']}").json()["status"] == "interrupted"
@@ -98,7 +95,7 @@ def test_sigterm_lets_the_running_group_finish_and_the_request_answer(
                 admin, namespace_id, threads, run["summary_ids"] + again["summary_ids"]
             )
             assert len(done) == 3
-        server.signal()
+        server.send_signal()
         assert server.wait() == 0
     finally:
         server.kill()

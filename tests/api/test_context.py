@@ -216,6 +216,31 @@ def test_context_and_search_record_access_off_the_hot_path(make_agent) -> None:
     assert current["version"] == 1  # bookkeeping is not an edit
 
 
+def test_a_filter_finds_its_memories_when_others_fill_the_nearest_neighbours(make_agent) -> None:
+    """The index is first asked without a filter; when the nearest neighbours are mostly out of
+    scope (here: another user's), it is asked again with the filter, so nothing is missed."""
+    agent = make_agent()
+    crowd = [
+        {
+            "kind": "note",
+            "user_id": "ann",
+            "content": f"Ann's garden: the tomato bed {i} is watered",
+        }
+        for i in range(40)
+    ]
+    _write(agent.client, crowd)
+    [theirs] = _write(
+        agent.client,
+        [{"kind": "note", "user_id": "bob", "content": "Bob keeps basil on his balcony"}],
+    )
+    body = {"query": "watering the tomato plants in the garden", "budget_tokens": 400}
+    narrow = {"max_candidates": 5, "ranking": {"min_relevance": 0}}
+    crowded = agent.client.post("/v1/context", json=body | narrow).json()
+    assert theirs["id"] not in {item["id"] for item in crowded["items"]}  # beyond the top 10
+    found = agent.client.post("/v1/context", json=body | narrow | {"user_id": "bob"}).json()
+    assert [item["id"] for item in found["items"]] == [theirs["id"]]
+
+
 def test_context_validation(make_agent) -> None:
     agent = make_agent()
     for body in (

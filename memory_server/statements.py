@@ -55,5 +55,5 @@ class StatementEmbedder:
     def dimension(self) -> int:
         return self._embedder.dimension
 
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        return self._embedder.embed([statement_text(text) for text in texts])
+    def embed(self, texts: list[str], *, threads: int | None = None) -> list[list[float]]:
+        return self._embedder.embed([statement_text(text) for text in texts], threads=threads)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -31,7 +32,7 @@ def count_tokens(text: str, model: str) -> int:
         return 0
     if len(text) <= _CACHED_TEXT_CHARS:
         return _cached_count(text, model)
-    return int(_litellm().token_counter(model=model, text=text))
+    return _counter(model)(text)
 
 
 _CACHED_TEXT_CHARS = 2000  # the rendered line of one memory: counted once, reused by every request
@@ -39,4 +40,20 @@ _CACHED_TEXT_CHARS = 2000  # the rendered line of one memory: counted once, reus
 
 @lru_cache(maxsize=200_000)
 def _cached_count(text: str, model: str) -> int:
-    return int(_litellm().token_counter(model=model, text=text))
+    return _counter(model)(text)
+
+
+@lru_cache(maxsize=256)
+def _counter(model: str) -> Callable[[str], int]:
+    """litellm's count function for `model`, chosen once.
+
+    `litellm.token_counter` chooses the tokenizer again on every call, which costs 3-5x the
+    counting itself; the function it would choose gives the same counts (tests/test_tokens.py).
+    """
+    litellm = _litellm()
+    try:
+        from litellm.litellm_core_utils.token_counter import _get_count_function
+    except ImportError:  # a litellm that moved it: count through the public API
+        return lambda text: int(litellm.token_counter(model=model, text=text))
+    count: Callable[[str], int] = _get_count_function(model)
+    return count

@@ -19,6 +19,8 @@ def test_ingest_bench_at_a_tiny_size(tmp_path: Path) -> None:
     assert result["server_per_second"] > 0 and result["bare_per_second"] > 0
     expected = result["server_per_second"] / result["bare_per_second"]
     assert abs(result["ratio"] - expected) < 0.01
+    assert result["own_per_second"] > 0
+    assert abs(result["own_ratio"] - result["server_per_second"] / result["own_per_second"]) < 0.01
     with sqlite3.connect(tmp_path / "var" / "memory.db") as db:
         [(count,)] = db.execute("SELECT count(*) FROM memory WHERE kind = 'message'").fetchall()
     assert count == 120 + 2 * 40  # the timed texts and the warm-up batches

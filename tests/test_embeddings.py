@@ -5,7 +5,7 @@ import math
 import pytest
 
 from memory_server.config import Settings
-from memory_server.embeddings import load_embedder
+from memory_server.embeddings import load_embedder, split_by_length
 from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
 from tests.fake_openai import fake_openai_server
 
@@ -21,6 +21,25 @@ def test_bundled_model_embeds_offline_into_unit_vectors() -> None:
         return sum(x * y for x, y in zip(a, b, strict=True))
 
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.3
+
+
+def test_a_batch_split_over_lanes_embeds_each_text_as_alone_in_order() -> None:
+    embedder = load_embedder("all-MiniLM-L6-v2")
+    texts = [f"Memory {i}: " + "the billing service moved " * (i % 7 + 1) for i in range(80)]
+    batch = embedder.embed(texts)  # long enough to be split over every lane
+    alone = [embedder.embed([text])[0] for text in texts[::9]]
+    for vector, single in zip(batch[::9], alone, strict=True):
+        assert max(abs(a - b) for a, b in zip(vector, single, strict=True)) < 1e-4
+    assert batch[0] != batch[1]
+
+
+def test_split_by_length_covers_every_text_once_in_similar_length_groups() -> None:
+    texts = ["x" * n for n in [5, 500, 7, 480, 6, 520, 8, 490]]
+    groups = split_by_length(texts, 2)
+    assert sorted(i for group in groups for i in group) == list(range(len(texts)))
+    lengths = [sorted(len(texts[i]) for i in group) for group in groups]
+    assert lengths == [[5, 6, 7, 8, 480, 490], [500, 520]]  # short with short, totals close
+    assert split_by_length(["a"], 4) == [[0]]
 
 
 def test_changing_to_a_litellm_model_rebuilds_the_index(

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -103,7 +102,8 @@ def respond_once(
 
     def encoded_work() -> tuple[int, Any]:
         status_code, model = work()
-        return status_code, jsonable_encoder(model)
+        # pydantic's own JSON-mode dump: what jsonable_encoder returns, at a fraction of the cost
+        return status_code, model.model_dump(mode="json", by_alias=True)
 
     if idempotency_key is None:
         status_code, body = encoded_work()

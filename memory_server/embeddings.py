@@ -72,14 +72,15 @@ class SentenceTransformerEmbedder:
         """
         if not texts:
             return []
-        wanted = min(threads or self._lanes.count, max(1, len(texts) // MIN_TEXTS_PER_LANE))
-        with self._lanes.claim(wanted) as lanes:
-            if lanes == 1:
-                return self._encode(texts)
-            parts = split_by_length(texts, lanes)
+        with self._lanes.claim(threads or self._lanes.count) as lanes:
+            parts = split_by_length(texts, max(1, min(lanes, len(texts) // MIN_TEXTS_PER_LANE)))
+            if len(parts) <= 1:  # a small batch: one forward pass on the lanes claimed
+                return self._encode(texts, lanes)
             helpers = self._helpers_pool()
-            futures = [helpers.submit(self._encode, [texts[i] for i in part]) for part in parts[1:]]
-            results = [self._encode([texts[i] for i in parts[0]])]
+            futures = [
+                helpers.submit(self._encode, [texts[i] for i in part], 1) for part in parts[1:]
+            ]
+            results = [self._encode([texts[i] for i in parts[0]], 1)]
             results += [future.result() for future in futures]
         vectors: list[list[float]] = [[] for _ in texts]
         for part, part_vectors in zip(parts, results, strict=True):
@@ -87,12 +88,12 @@ class SentenceTransformerEmbedder:
                 vectors[index] = vector
         return vectors
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
-        """One forward pass per 64 texts, on this thread alone (torch's thread count is per
+    def _encode(self, texts: list[str], threads: int) -> list[list[float]]:
+        """One forward pass per 64 texts on `threads` torch threads (torch's thread count is per
         calling thread)."""
         import torch
 
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads)
         if self._compiled is not None:
             return self._compiled.encode(texts).tolist()
         vectors = self._model.encode(
@@ -251,8 +252,10 @@ class QueryEmbedder:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
             texts = list(dict.fromkeys(text for text, _ in batch))
+            threads = 1 if len(texts) > 1 else None
             try:
-                vectors = dict(zip(texts, self._embedder.embed(texts, threads=1), strict=True))
+                embedded = self._embedder.embed(texts, threads=threads)
+                vectors = dict(zip(texts, embedded, strict=True))
             except Exception as exc:
                 for _, future in batch:
                     future.set_exception(exc)

@@ -58,20 +58,17 @@ class Retriever:
         metrics.lap("vector_query")
         with self._db.read() as session:
             keyword = dict(keyword_search(session, query, namespace_ids, conditions, pool))
-            rows = _rows(session, [hit.id for hit in hits] + list(keyword), conditions)
-            in_scope = {memory.id for memory in rows}
+            in_scope = _in_scope(session, [hit.id for hit in hits], conditions)
             dense_hits = [hit for hit in hits if hit.id in in_scope][:dense_pool]
             if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
                 where = vector_where(filters, statuses)
                 hits = self._nearest(embedding, dense_pool, namespace_ids, where)
-                more = [hit.id for hit in hits if hit.id not in in_scope]
-                rows += _rows(session, more, conditions)
-                in_scope = {memory.id for memory in rows}
+                in_scope = _in_scope(session, [hit.id for hit in hits], conditions)
                 dense_hits = [hit for hit in hits if hit.id in in_scope]
+            by_hit = {hit.id: hit for hit in dense_hits}
+            # full rows only for what is kept (keyword matches were checked in their query)
+            rows = _rows(session, [*by_hit, *keyword])
         metrics.lap("sql")
-        by_hit = {hit.id: hit for hit in dense_hits}
-        wanted = by_hit.keys() | keyword.keys()
-        rows = [memory for memory in rows if memory.id in wanted]
         candidates = self._candidates(rows, embedding, keyword, by_hit)
         return Retrieved(candidates=candidates, query_embedding=embedding)
 
@@ -144,11 +141,20 @@ class Retriever:
         return candidates
 
 
-def _rows(
+def _in_scope(
     session: Session, ids: Sequence[str], conditions: Sequence[ColumnElement[bool]]
-) -> list[Memory]:
-    """The memories `ids` that meet `conditions` (in scope, status, filters)."""
+) -> set[str]:
+    """Which of `ids` meet `conditions` (in scope, status, filters): ids only, no rows built."""
+    if not ids:
+        return set()
+    unique = list(dict.fromkeys(ids))
+    statement = select(Memory.id).where(col(Memory.id).in_(unique), *conditions)
+    return set(session.exec(statement).all())
+
+
+def _rows(session: Session, ids: Sequence[str]) -> list[Memory]:
+    """The memories `ids`, already checked to be in scope."""
     if not ids:
         return []
     unique = list(dict.fromkeys(ids))
-    return list(session.exec(select(Memory).where(col(Memory.id).in_(unique), *conditions)).all())
+    return list(session.exec(select(Memory).where(col(Memory.id).in_(unique))).all())

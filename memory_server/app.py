@@ -6,11 +6,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__, metrics
 from .api import (
@@ -63,28 +65,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # Set when the server begins to stop (see serving.py): open event streams end at once.
     app.state.stopping = asyncio.Event()
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = incoming if 0 < len(incoming) <= 128 else f"req_{secrets.token_hex(8)}"
-        request.state.request_id = rid
-        REQUEST_ID.set(rid)  # this request's task (and the threads it hands work to) only
-        stages = metrics.track_stages()
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("unhandled error")
-            response = JSONResponse(
-                error_body("internal_error", "The server hit an unexpected error."),
-                status_code=500,
-            )
-        seconds = time.perf_counter() - started
-        response.headers[REQUEST_ID_HEADER] = rid
-        _record(request, response.status_code, seconds, stages)
-        return response
+    app.add_middleware(RequestContext)
 
     routers = (
         *(health, agents, namespaces, sharing, memories, search, context, summaries, users),
@@ -97,24 +78,67 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     return app
 
 
-def _record(request: Request, status: int, seconds: float, stages: metrics.StageTimes) -> None:
+class RequestContext:
+    """Pure ASGI middleware: the request id (taken from `X-Request-ID` or made, and echoed), the
+    per-request stage timer, the latency metrics and the access-log line. (Starlette's
+    `BaseHTTPMiddleware` would run each request through an extra task and memory stream.)"""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        rid = incoming if 0 < len(incoming) <= 128 else f"req_{secrets.token_hex(8)}"
+        scope.setdefault("state", {})["request_id"] = rid
+        REQUEST_ID.set(rid)  # this request's task (and the threads it hands work to) only
+        stages = metrics.track_stages()
+        started = time.perf_counter()
+        status: int | None = None  # set when the response starts
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error")
+            if status is not None:  # the response had begun: nothing more can be sent
+                raise
+            response = JSONResponse(
+                error_body("internal_error", "The server hit an unexpected error."),
+                status_code=500,
+            )
+            await response(scope, receive, send_with_id)
+        _record(scope, status or 500, time.perf_counter() - started, stages)
+
+
+def _record(scope: Scope, status: int, seconds: float, stages: metrics.StageTimes) -> None:
     """The request's metrics and its access-log line."""
-    route = getattr(request.scope.get("route"), "path", None) or metrics.UNMATCHED_ROUTE
-    metrics.observe_request(request.method, route, status, seconds)
+    route = getattr(scope.get("route"), "path", None) or metrics.UNMATCHED_ROUTE
+    method = scope["method"]
+    metrics.observe_request(method, route, status, seconds)
     metrics.observe_stages(stages)
     if not access_log.isEnabledFor(logging.INFO):
         return
-    agent_id = getattr(request.state, "agent_id", None)
+    agent_id = scope.get("state", {}).get("agent_id")
+    path = scope["path"]
     access_log.info(
         "%s %s %d %.1f ms",
-        request.method,
-        request.url.path,
+        method,
+        path,
         status,
         seconds * 1000,
         extra={
-            "method": request.method,
+            "method": method,
             "route": route,
-            "path": request.url.path,
+            "path": path,
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
             **({"agent_id": agent_id} if agent_id else {}),

@@ -11,6 +11,7 @@ needs to know.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .embeddings import Embedder
 
@@ -27,6 +28,7 @@ def _is_question(sentence: str) -> bool:
     return sentence.rstrip("\"')»” ").endswith("?")
 
 
+@lru_cache(maxsize=65_536)  # ranking asks it of every candidate of every query
 def asks_only(text: str) -> bool:
     """True when every sentence of `text` is a question."""
     parts = sentences(text)

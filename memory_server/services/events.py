@@ -91,6 +91,9 @@ def append_events(session: Session, actor: Actor, events: Sequence[PendingEvent]
         }
         for event in events
     ]
+    if connection.dialect.name == "sqlite":
+        connection.execute(insert(MemoryEvent), rows)  # executemany: runs the rows in order
+        return
     for row in rows:  # one statement per row: ids are drawn in this order
         connection.execute(insert(MemoryEvent), row)
 

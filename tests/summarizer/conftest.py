@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from memory_server.config import Settings
 from tests.conftest import server_settings
+from tests.fake_openai import FakeOpenAI, fake_openai_server
 
 LONG_AGO = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -26,6 +28,25 @@ CONVERSATION = [
     ("assistant", "I will tell the restaurant about the vegetarian and gluten-free needs."),
     ("user", "We still need to decide between a sailing trip and a cooking class."),
 ]
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeOpenAI]:
+    """The OpenAI-compatible fake on loopback that litellm really calls."""
+    with fake_openai_server() as fake:
+        yield fake
+
+
+@pytest.fixture
+def llm_summary_options(fake_llm: FakeOpenAI) -> dict[str, Any]:
+    """Settings that summarize with a model: the fake one. A module opts in by overriding
+    `summary_options` with these."""
+    return {
+        "summary_model": "openai/fake-summarizer",
+        "summary_api_base": fake_llm.url,
+        "summary_api_key": "sk-fake",
+        "summary_timeout_seconds": 1,
+    }
 
 
 @pytest.fixture

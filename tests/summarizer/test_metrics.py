@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import LiveServer
-from tests.fake_openai import EMPTY, GOOD, FakeOpenAI, fake_openai_server
+from tests.fake_openai import EMPTY, GOOD, FakeOpenAI
 from tests.scrape import scrape, value
 from tests.summarizer.conftest import run, write_thread
 
 
 @pytest.fixture
-def fake_llm() -> Iterator[FakeOpenAI]:
-    with fake_openai_server() as fake:
-        yield fake
-
-
-@pytest.fixture
-def summary_options(fake_llm: FakeOpenAI) -> dict[str, Any]:
-    return {
-        "summary_model": "openai/fake-summarizer",
-        "summary_api_base": fake_llm.url,
-        "summary_api_key": "sk-fake",
-        "summary_timeout_seconds": 1,
-    }
+def summary_options(llm_summary_options: dict[str, Any]) -> dict[str, Any]:
+    return llm_summary_options  # this module's server summarizes with the fake model
 
 
 def test_a_run_with_one_condensed_and_one_failed_group(

@@ -14,6 +14,7 @@ served by `encode` as before (`compile_encoder` returns None).
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,9 @@ class CompiledEncoder:
         self._tokenizer = tokenizer
         self._forward = forward
         self._max_length = max_length
+        # A fast tokenizer is one Rust object that may reconfigure itself per call ("Already
+        # borrowed" when two threads do): calls take turns. They hold the GIL anyway.
+        self._tokenizing = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -48,13 +52,14 @@ class CompiledEncoder:
         vectors: list[np.ndarray] = [np.empty(0)] * len(texts)
         for start in range(0, len(order), SUB_BATCH):
             chunk = order[start : start + SUB_BATCH]
-            features = self._tokenizer(
-                [texts[i] for i in chunk],
-                padding=True,
-                truncation=True,
-                max_length=self._max_length,
-                return_tensors="pt",
-            )
+            with self._tokenizing:
+                features = self._tokenizer(
+                    [texts[i] for i in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=self._max_length,
+                    return_tensors="pt",
+                )
             ids, mask = features["input_ids"], features["attention_mask"]
             types = features.get("token_type_ids")
             if types is None:

@@ -97,19 +97,22 @@ def _signal_after_shutdown(_sig: int, _frame: FrameType | None) -> None:
 
 def reindex(settings: Settings) -> None:
     try:
-        runtime = build_runtime(settings, reconcile=False)
+        runtime = build_runtime(settings, reconcile=False, maintenance=True)
     except StartupError as exc:
         raise SystemExit(f"memory-server: cannot start: {exc}") from None
     try:
         report = runtime.index.rebuild()
-        print(f"reindexed {report.added} memories from SQL into the vector index")
+        print(
+            f"reindexed {report.added} memories from SQL into the vector index "
+            f"({report.embedded} embedded, the rest from their stored vectors)"
+        )
     finally:
         runtime.close()
 
 
 def reconcile(settings: Settings) -> None:
     try:
-        runtime = build_runtime(settings, reconcile=False)
+        runtime = build_runtime(settings, reconcile=False, maintenance=True)
     except StartupError as exc:
         raise SystemExit(f"memory-server: cannot start: {exc}") from None
     try:
@@ -119,12 +122,15 @@ def reconcile(settings: Settings) -> None:
     if report.skipped:
         print("another process is reconciling the vector index right now; nothing done")
     elif report.rebuilt:
-        print(f"rebuilt the vector index: {report.added} memories embedded")
+        print(
+            f"rebuilt the vector index: {report.added} memories "
+            f"({report.embedded} embedded, the rest from their stored vectors)"
+        )
     else:
         print(
             f"{report.sql_count} memories in SQL, {report.index_count} in the vector index; "
-            f"repaired: {report.added} added, {report.refreshed} re-embedded, "
-            f"{report.relabeled} relabeled, {report.removed} removed"
+            f"repaired: {report.added} added, {report.refreshed} refreshed, "
+            f"{report.relabeled} relabeled, {report.removed} removed; {report.embedded} embedded"
         )
 
 

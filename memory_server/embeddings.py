@@ -202,7 +202,39 @@ def load_embedder(model: str, api_base: str | None = None) -> Embedder:
         log.info("loading bundled embedding model from %s", path)
         return SentenceTransformerEmbedder(path, BUNDLED_EMBEDDING_MODEL)
     log.info("loading embedding model from %s", model)
-    return SentenceTransformerEmbedder(Path(model), Path(model).name)
+    return SentenceTransformerEmbedder(Path(model), embedder_name(model))
+
+
+def embedder_name(model: str) -> str:
+    """The name `load_embedder(model)` will have, without loading it."""
+    if model.startswith("litellm/") or model == BUNDLED_EMBEDDING_MODEL:
+        return model
+    return Path(model).name
+
+
+class LazyEmbedder:
+    """`load_embedder(model)`, loaded on first use. Maintenance commands take this one: a reindex
+    from the vectors SQL keeps never needs the model (or its several seconds of imports)."""
+
+    def __init__(self, model: str, api_base: str | None = None):
+        self._model = model
+        self._api_base = api_base
+        self._loading = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return embedder_name(self._model)
+
+    @property
+    def dimension(self) -> int:
+        return self._loaded().dimension
+
+    def embed(self, texts: list[str], *, threads: int | None = None) -> list[list[float]]:
+        return self._loaded().embed(texts, threads=threads) if texts else []
+
+    def _loaded(self) -> Embedder:
+        with self._loading:  # one load, however many threads ask first
+            return load_embedder(self._model, self._api_base)
 
 
 class QueryEmbedder:
@@ -228,15 +260,21 @@ class QueryEmbedder:
 
     def embed(self, text: str) -> list[float]:
         """The embedding of one query (from cache, or computed in the next batch)."""
+        return self.submit(text).result()
+
+    def submit(self, text: str) -> Future[list[float]]:
+        """The embedding of one query, to come: the caller may do other work (SQL) meanwhile,
+        since the forward pass runs without the GIL."""
+        future: Future[list[float]] = Future()
         with self._wakeup:
             cached = self._cache.get(text)
             if cached is not None:
                 self._cache.move_to_end(text)
-                return cached
-            future: Future[list[float]] = Future()
+                future.set_result(cached)
+                return future
             self._pending.append((text, future))
             self._wakeup.notify()
-        return future.result()
+        return future
 
     def close(self) -> None:
         with self._wakeup:

@@ -301,6 +301,21 @@ def m0006_namespaced_full_text(op: Operations) -> None:
     op.execute("INSERT INTO memory_fts(memory_fts) VALUES ('rebuild')")
 
 
+def m0007_memory_embeddings(op: Operations) -> None:
+    """Each memory's embedding in SQL, under the model that made it (`stored_embeddings.py`)."""
+    op.create_table(
+        "memory_embedding",
+        sa.Column(
+            "memory_id",
+            sa.String(40),
+            sa.ForeignKey("memory.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("vector", sa.LargeBinary(), nullable=False),
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m0001_initial,
     m0002_full_text_search,
@@ -308,6 +323,7 @@ MIGRATIONS: list[Migration] = [
     m0004_summaries,
     m0005_events,
     m0006_namespaced_full_text,
+    m0007_memory_embeddings,
 ]
 
 _migration_table = sa.Table(

@@ -10,7 +10,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -124,6 +124,18 @@ class MemoryTag(SQLModel, table=True):
 
     memory_id: str = Field(foreign_key="memory.id", primary_key=True, max_length=40)
     tag: str = Field(primary_key=True, max_length=64)
+
+
+class MemoryEmbedding(SQLModel, table=True):
+    """A memory's embedding under `model`, as float32 bytes: the index's input, kept in SQL."""
+
+    __tablename__ = "memory_embedding"
+
+    memory_id: str = Field(
+        foreign_key="memory.id", ondelete="CASCADE", primary_key=True, max_length=40
+    )
+    model: str = Field(max_length=200)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class MemoryDeletion(SQLModel, table=True):

@@ -81,7 +81,7 @@ class RankingOptions(BaseModel):
 @dataclass
 class Candidate:
     memory: Memory
-    embedding: Sequence[float] | None
+    embedding: Sequence[float] | np.ndarray | None
     dense: float = 0.0
     keyword_raw: float = 0.0
 
@@ -104,7 +104,7 @@ class Ranked:
     memory: Memory
     score: float
     components: Components
-    embedding: Sequence[float] | None = field(repr=False, default=None)
+    embedding: Sequence[float] | np.ndarray | None = field(repr=False, default=None)
 
 
 @dataclass

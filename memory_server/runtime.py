@@ -12,7 +12,7 @@ from summarizer.runner import Summarizer
 from .auth import ensure_admin_key
 from .config import Settings
 from .db import Database
-from .embeddings import Embedder, QueryEmbedder, load_embedder
+from .embeddings import Embedder, LazyEmbedder, QueryEmbedder, load_embedder
 from .metrics import StoreCollector
 from .migrations import migrate
 from .ratelimit import RateLimiter
@@ -113,8 +113,13 @@ class Runtime:
         self.db.dispose()
 
 
-def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runtime:
-    """Migrate SQL, load the embedder, open the index and (by default) repair it from SQL."""
+def build_runtime(
+    settings: Settings, *, reconcile: bool | None = None, maintenance: bool = False
+) -> Runtime:
+    """Migrate SQL, load the embedder, open the index and (by default) repair it from SQL.
+
+    `maintenance` (the reindex and reconcile commands): the embedding model and the tokenizers
+    load only if used, so repairing the index from stored vectors starts in a second or two."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     try:
@@ -126,7 +131,11 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
             f"database {_redact(settings.resolved_database_url)}: {_one_line(exc)}"
         ) from exc
     try:
-        model = load_embedder(settings.embedding_model, settings.embedding_api_base)
+        model: Embedder = (
+            LazyEmbedder(settings.embedding_model, settings.embedding_api_base)
+            if maintenance
+            else load_embedder(settings.embedding_model, settings.embedding_api_base)
+        )
     except Exception as exc:
         db.dispose()
         raise StartupError(
@@ -137,7 +146,8 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
     except Exception as exc:
         db.dispose()
         raise StartupError(f"vector store {settings.vector_store}: {_one_line(exc)}") from exc
-    count_tokens("warm up", settings.default_token_model)  # litellm's slow import, done now
+    if not maintenance:
+        count_tokens("warm up", settings.default_token_model)  # litellm's slow import, done now
     embedder = StatementEmbedder(model)  # memories are embedded from what they state
     index = IndexService(db, vectors, embedder)
     if settings.reconcile_on_startup if reconcile is None else reconcile:
@@ -155,7 +165,7 @@ def build_runtime(settings: Settings, *, reconcile: bool | None = None) -> Runti
             )
     queries = QueryEmbedder(model)
     recorder = AccessRecorder(db)
-    retriever = Retriever(db, vectors, queries)
+    retriever = Retriever(db, vectors, queries, embedder.name)
     memories = MemoryService(db, vectors, embedder, settings)
     return Runtime(
         settings=settings,

@@ -35,7 +35,6 @@ class VectorRecord:
 class VectorHit:
     id: str
     similarity: float
-    embedding: Sequence[float] | None = None
 
 
 class VectorStore(Protocol):
@@ -59,7 +58,6 @@ class VectorStore(Protocol):
         k: int,
         namespace_ids: Sequence[str],
         where: Where | None = None,
-        with_embeddings: bool = False,
     ) -> list[VectorHit]:
         """The `k` nearest records of `namespace_ids` matching `where`, nearest first."""
         ...
@@ -199,20 +197,14 @@ class ChromaVectorStore:
         k: int,
         namespace_ids: Sequence[str],
         where: Where | None = None,
-        with_embeddings: bool = False,
     ) -> list[VectorHit]:
-        include = ["distances", "embeddings"] if with_embeddings else ["distances"]
-
         def nearest(collection: Any) -> list[VectorHit]:
             result = collection.query(
-                query_embeddings=[embedding], n_results=k, where=where, include=include
+                query_embeddings=[embedding], n_results=k, where=where, include=["distances"]
             )
-            ids = result["ids"][0]
-            distances = result["distances"][0]
-            vectors = result["embeddings"][0] if with_embeddings else [None] * len(ids)
             return [
-                VectorHit(id=i, similarity=1.0 - float(d), embedding=v)
-                for i, d, v in zip(ids, distances, vectors, strict=True)
+                VectorHit(id=i, similarity=1.0 - float(d))
+                for i, d in zip(result["ids"][0], result["distances"][0], strict=True)
             ]
 
         hits = [hit for found in self._each(namespace_ids, nearest) for hit in found]

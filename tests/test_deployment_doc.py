@@ -87,6 +87,6 @@ def test_deployment_walkthrough_runs_as_written(tmp_path: Path, database_url: st
         "503",
         "1",
         "201",
-        "2 memories in SQL, 2 in the vector index; repaired: 0 added, 0 re-embedded, "
-        "0 relabeled, 0 removed",
+        "2 memories in SQL, 2 in the vector index; repaired: 0 added, 0 refreshed, "
+        "0 relabeled, 0 removed; 0 embedded",
     ]

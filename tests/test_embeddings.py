@@ -5,7 +5,7 @@ import math
 import pytest
 
 from memory_server.config import Settings
-from memory_server.embeddings import load_embedder, split_by_length
+from memory_server.embeddings import LazyEmbedder, embedder_name, load_embedder, split_by_length
 from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
 from tests.fake_openai import fake_openai_server
 
@@ -21,6 +21,19 @@ def test_bundled_model_embeds_offline_into_unit_vectors() -> None:
         return sum(x * y for x, y in zip(a, b, strict=True))
 
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.3
+
+
+def test_a_lazy_embedder_is_named_before_loading_and_embeds_like_the_model() -> None:
+    for model in ("all-MiniLM-L6-v2", "litellm/openai/text-embedding-3-small", "/models/e5-small"):
+        assert LazyEmbedder(model).name == embedder_name(model)
+    assert embedder_name("/models/e5-small") == "e5-small"
+    assert embedder_name("litellm/openai/text-embedding-3-small") == (
+        "litellm/openai/text-embedding-3-small"
+    )
+    lazy, loaded = LazyEmbedder("all-MiniLM-L6-v2"), load_embedder("all-MiniLM-L6-v2")
+    assert lazy.name == loaded.name and lazy.embed([]) == []
+    assert lazy.embed(["Bob owns billing"]) == loaded.embed(["Bob owns billing"])
+    assert lazy.dimension == 384
 
 
 def test_a_batch_split_over_lanes_embeds_each_text_as_alone_in_order() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -19,7 +19,9 @@ from ..services.audit import AuditTrail
 from ..services.idempotency import request_fingerprint
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` in the thread pool, a
+# hand-off per dependency per request.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -56,7 +58,7 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
         raise PermissionDenied("This endpoint needs the admin key.", code="admin_required")
     return principal
@@ -75,7 +77,7 @@ def streamed_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def get_audit(runtime: RuntimeDep, principal: PrincipalDep, request: Request) -> AuditTrail:
+async def get_audit(runtime: RuntimeDep, principal: PrincipalDep, request: Request) -> AuditTrail:
     return AuditTrail(runtime.audit, principal, getattr(request.state, "request_id", None))
 
 
@@ -88,6 +90,13 @@ IdempotencyKey = Annotated[
         description="A retry with the same key gets the first response; nothing is written twice.",
     ),
 ]
+
+
+def json_response(model: BaseModel) -> Response:
+    """`model` as a 200 JSON body, encoded once by pydantic. The route's `response_model` still
+    documents it; FastAPI would validate the model again (for a plain `def` route, in another
+    thread-pool hand-off) before encoding it."""
+    return Response(model.model_dump_json(by_alias=True), media_type="application/json")
 
 
 def respond_once(

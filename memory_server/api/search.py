@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from ..ranking import Ranked
 from ..schemas import ScoreComponents, SearchHit, SearchRequest, SearchResponse
-from .deps import AuditDep, PrincipalDep, RuntimeDep, error_responses
+from .deps import AuditDep, PrincipalDep, RuntimeDep, error_responses, json_response
 from .memories import memory_public
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=error_responses(404, 503))
@@ -24,8 +25,8 @@ def _hit(ranked: Ranked) -> SearchHit:
 @router.post("/search", response_model=SearchResponse)
 def search(
     body: SearchRequest, runtime: RuntimeDep, principal: PrincipalDep, audit: AuditDep
-) -> SearchResponse:
+) -> Response:
     """The `k` best memories for `query` within the filters: dense + keyword + recency + ..."""
     ranked = runtime.search.search(principal, body)
     audit.read("search", [r.memory.namespace_id for r in ranked])
-    return SearchResponse(query=body.query, results=[_hit(r) for r in ranked])
+    return json_response(SearchResponse(query=body.query, results=[_hit(r) for r in ranked]))

@@ -1,11 +1,11 @@
 """The audit trail of shared memory: who other than a namespace's owner read or wrote it, and how.
 
-Recording is cheap by design: one indexed lookup of the touched namespaces' owners, then (only when
-someone other than the owner touched one) one append-only insert with a row per namespace. Owners
-working in their own namespaces write nothing. The trail is written after the request's own
-transaction. A read is refused if its trail cannot be written, so nothing is served unaudited; a
-write has already committed by then, so a failure to record it is logged instead of failing a
-request whose retry would write twice.
+Recording is cheap by design: the touched namespaces' owners (looked up once per namespace and
+remembered), then (only when someone other than the owner touched one) one append-only insert with
+a row per namespace. Owners working in their own namespaces write nothing. The trail is written
+after the request's own transaction. A read is refused if its trail cannot be written, so nothing
+is served unaudited; a write has already committed by then, so a failure to record it is logged
+instead of failing a request whose retry would write twice.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ..errors import InvalidRequest, StoreUnavailable
 from ..models import Namespace, NamespaceAudit, utcnow
 
 log = logging.getLogger(__name__)
+MAX_REMEMBERED_OWNERS = 100_000
 
 
 class AuditAction(StrEnum):
@@ -36,6 +37,9 @@ class AuditAction(StrEnum):
 class AuditService:
     def __init__(self, db: Database):
         self._db = db
+        # A namespace's owner never changes and ids are never reused, so owners are remembered:
+        # most reads are by the owner, and then nothing needs to be queried.
+        self._owners: dict[str, str] = {}
 
     def record(
         self,
@@ -67,14 +71,7 @@ class AuditService:
         operation: str,
         request_id: str | None,
     ) -> None:
-        with self._db.read() as session:
-            owners = dict(
-                session.exec(
-                    select(Namespace.id, Namespace.owner_agent_id).where(
-                        col(Namespace.id).in_(list(counts))
-                    )
-                ).all()
-            )
+        owners = self._owners_of(list(counts))
         now = utcnow()
         rows = [
             NamespaceAudit(
@@ -93,6 +90,20 @@ class AuditService:
         if rows:
             with self._db.write() as session:
                 session.add_all(rows)
+
+    def _owners_of(self, namespace_ids: list[str]) -> dict[str, str]:
+        unknown = [i for i in namespace_ids if i not in self._owners]
+        if unknown:
+            with self._db.read() as session:
+                found = session.exec(
+                    select(Namespace.id, Namespace.owner_agent_id).where(
+                        col(Namespace.id).in_(unknown)
+                    )
+                ).all()
+            if len(self._owners) > MAX_REMEMBERED_OWNERS:
+                self._owners.clear()
+            self._owners.update(found)
+        return {i: self._owners[i] for i in namespace_ids if i in self._owners}
 
     def page(
         self,

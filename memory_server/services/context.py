@@ -14,6 +14,7 @@ and stands in for them when they do not fit.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import or_
@@ -95,13 +96,16 @@ class ContextService:
                 counts[text] = count_tokens(text, model)
             return counts[text]
 
+        query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
         with self._db.read() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             thread = self._recent_thread(session, namespace_ids, request)
             facts = self._user_facts(session, namespace_ids, request)
         metrics.lap("sql")
         taken = {m.id for m in thread} | {m.id for m in facts}
-        ranked, not_ranked, conflicts = self._long_term(namespace_ids, request, taken)
+        ranked, not_ranked, conflicts = self._long_term(
+            namespace_ids, request, taken, query_embedding
+        )
 
         by_id: dict[str, _Scored] = {m.id: _Scored(m) for m in [*thread, *facts]}
         by_id.update({r.memory.id: _Scored(r.memory, r) for r in ranked})
@@ -184,7 +188,11 @@ class ContextService:
         return list(session.exec(query).all())
 
     def _long_term(
-        self, namespace_ids: Sequence[str], request: ContextRequest, taken: set[str]
+        self,
+        namespace_ids: Sequence[str],
+        request: ContextRequest,
+        taken: set[str],
+        query_embedding: Future[list[float]],
     ) -> tuple[list[Ranked], list[DroppedItem], dict[str, frozenset[str]]]:
         """Ranked long-term memories, what was dropped, and which lines exclude which."""
         if not namespace_ids:
@@ -195,7 +203,12 @@ class ContextService:
         ]
         scope = request.model_copy(update={"thread_id": None})  # long-term spans every thread
         retrieved = self._retriever.retrieve(
-            request.query, namespace_ids, scope, statuses, request.max_candidates
+            request.query,
+            namespace_ids,
+            scope,
+            statuses,
+            request.max_candidates,
+            query_embedding=query_embedding,
         )
         dropped: list[DroppedItem] = []
         candidates = []

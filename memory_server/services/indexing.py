@@ -19,12 +19,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select as select_columns
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from .. import metrics
 from ..db import Database
 from ..embeddings import Embedder
 from ..models import Memory
+from ..stored_embeddings import load_embeddings, store_embeddings
 from ..vectors import Scalar, VectorRecord, VectorStore
 from .leases import Lease, holding
 
@@ -105,6 +107,7 @@ class ReconcileReport:
     removed: int  # in the index, not in SQL: deleted from the index
     relabeled: int = 0  # same content, other filter fields or version: metadata rewritten
     skipped: bool = False  # another process held the reconciler lease
+    embedded: int = 0  # of those written to the index, run through the model (the rest: stored)
 
     @property
     def repaired(self) -> int:
@@ -194,7 +197,7 @@ class IndexService:
             time.sleep(self._settle_seconds)
             ids = drift.ids
             drift = _compare(self._expected(ids), dict(self._vectors.entries(ids)), ids)
-        self._reembed(drift.missing + drift.stale)
+        embedded = self._reembed(drift.missing + drift.stale)
         self._relabel(drift.relabel)
         for start in range(0, len(drift.orphans), WRITE_BATCH):
             self._vectors.delete(drift.orphans[start : start + WRITE_BATCH])
@@ -206,6 +209,7 @@ class IndexService:
             refreshed=len(drift.stale),
             removed=len(drift.orphans),
             relabeled=len(drift.relabel),
+            embedded=embedded,
         )
         metrics.record_reconcile(
             len(drift.missing), len(drift.stale) + len(drift.relabel), len(drift.orphans)
@@ -215,12 +219,13 @@ class IndexService:
         return report
 
     def rebuild(self) -> ReconcileReport:
-        """Drop the index and embed every memory in SQL again."""
+        """Drop the index and fill it again from SQL: each memory's stored vector, or (for one
+        without a vector from this model) its embedding now."""
         log.warning("rebuilding the vector index for model %s", self._embedder.name)
         self._vectors.reset(self._embedder.name)
         with self._db.read() as session:
             ids = list(session.exec(select(Memory.id)).all())
-        self._reembed(ids)
+        embedded = self._reembed(ids)
         metrics.record_reconcile(missing=0, stale=len(ids), orphaned=0)
         return ReconcileReport(
             rebuilt=True,
@@ -229,6 +234,7 @@ class IndexService:
             added=len(ids),
             refreshed=0,
             removed=0,
+            embedded=embedded,
         )
 
     def _expected(self, ids: Sequence[str] | None) -> dict[str, dict[str, Scalar]]:
@@ -244,15 +250,38 @@ class IndexService:
                     expected[row.id] = vector_metadata(row)
         return expected
 
-    def _reembed(self, ids: Sequence[str]) -> None:
+    def _reembed(self, ids: Sequence[str]) -> int:
+        """Index `ids` again: from the vectors SQL keeps for this model, embedding only the
+        memories without one (and keeping what it embeds). Returns how many were embedded."""
+        model = self._embedder.name
+        embedded = 0
         for start in range(0, len(ids), REINDEX_BATCH):
             chunk = ids[start : start + REINDEX_BATCH]
             with self._db.read() as session:
                 memories = session.exec(select(Memory).where(col(Memory.id).in_(chunk))).all()
-            embeddings = self._embedder.embed([m.content for m in memories])
+                stored = load_embeddings(session, chunk, model)
+            missing = [m for m in memories if m.id not in stored]
+            vectors = self._embedder.embed([m.content for m in missing]) if missing else []
+            fresh = [vector_record(m, e) for m, e in zip(missing, vectors, strict=True)]
+            if fresh:
+                self._keep(fresh, model)
+                embedded += len(fresh)
             self._vectors.upsert(
-                [vector_record(m, e) for m, e in zip(memories, embeddings, strict=True)]
+                fresh
+                + [vector_record(m, stored[m.id].tolist()) for m in memories if m.id in stored]
             )
+        return embedded
+
+    def _keep(self, records: Sequence[VectorRecord], model: str) -> None:
+        """Store vectors the reindex computed, for memories still there; a failure only costs
+        the next rebuild an embedding."""
+        try:
+            with self._db.write() as session:
+                ids = [r.id for r in records]
+                present = set(session.exec(select(Memory.id).where(col(Memory.id).in_(ids))))
+                store_embeddings(session, [r for r in records if r.id in present], model)
+        except SQLAlchemyError:
+            log.warning("could not keep %d embeddings in SQL", len(records), exc_info=True)
 
     def _relabel(self, ids: Sequence[str]) -> None:
         items = list(self._expected(ids).items())

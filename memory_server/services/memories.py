@@ -47,6 +47,7 @@ from ..schemas import (
     MemoryStatus,
     MemoryUpdate,
 )
+from ..stored_embeddings import delete_embeddings, store_embeddings
 from ..tokens import count_tokens
 from ..vectors import Scalar, VectorRecord, VectorStore
 from .events import SYSTEM, Actor, EventType, PendingEvent, append_events
@@ -357,6 +358,7 @@ class MemoryService:
             with self._db.write() as session:
                 yield session, ops
                 session.flush()
+                store_embeddings(session, ops.upserts, self._embedder.name)
                 self._apply_index_ops(ops)
                 applied = True
                 append_events(session, actor, ops.events)  # last: see services/events.py
@@ -731,6 +733,7 @@ class MemoryService:
         if not ids:
             return []
         session.exec(delete(MemoryTag).where(col(MemoryTag.memory_id).in_(ids)))
+        delete_embeddings(session, ids)
         session.exec(
             delete(MemoryLink).where(
                 or_(col(MemoryLink.summary_id).in_(ids), col(MemoryLink.source_id).in_(ids))

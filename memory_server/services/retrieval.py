@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from ..keyword import keyword_search
 from ..models import Memory
 from ..ranking import Candidate
 from ..schemas import MemoryFilters, MemoryStatus
+from ..stored_embeddings import load_embeddings
 from ..vectors import VectorHit, VectorStore, Where
 
 
@@ -30,10 +32,18 @@ class Retrieved:
 class Retriever:
     """Finds what might be relevant; `ranking.rank` decides what is."""
 
-    def __init__(self, db: Database, vectors: VectorStore, queries: QueryEmbedder):
+    def __init__(
+        self, db: Database, vectors: VectorStore, queries: QueryEmbedder, embedding_model: str
+    ):
         self._db = db
         self._vectors = vectors
         self._queries = queries
+        self._embedding_model = embedding_model  # whose stored vectors ranking may use
+
+    def embed_soon(self, query: str) -> Future[list[float]]:
+        """Start embedding `query`; hand the future to `retrieve` after other work. The forward
+        pass runs without the GIL, so a request's SQL proceeds meanwhile."""
+        return self._queries.submit(query)
 
     def retrieve(
         self,
@@ -42,22 +52,27 @@ class Retriever:
         filters: MemoryFilters,
         statuses: Sequence[MemoryStatus],
         pool: int,
+        *,
+        query_embedding: Future[list[float]] | None = None,
     ) -> Retrieved:
         """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL.
 
-        The index is first asked for twice the dense pool with no filter at all (a metadata
-        filter costs Chroma far more than the search) and SQL decides what is in scope. Only
-        when most neighbours turn out to be out of scope (archived, another user, a kind
-        filter...) is the index asked again with the filter.
+        The keyword search runs while the query is embedded. The index is then asked for twice
+        the dense pool with no filter at all (a metadata filter costs Chroma far more than the
+        search) and SQL decides what is in scope. Only when most neighbours turn out to be out
+        of scope (archived, another user, a kind filter...) is the index asked again with the
+        filter.
         """
-        embedding = self._queries.embed(query)
-        metrics.lap("embedding")
+        pending = query_embedding or self._queries.submit(query)
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
         conditions = memory_conditions(namespace_ids, filters, statuses)
-        hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
-        metrics.lap("vector_query")
         with self._db.read() as session:
             keyword = dict(keyword_search(session, query, namespace_ids, conditions, pool))
+            metrics.lap("sql")
+            embedding = pending.result()
+            metrics.lap("embedding")
+            hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
+            metrics.lap("vector_query")
             in_scope = _in_scope(session, [hit.id for hit in hits], conditions)
             dense_hits = [hit for hit in hits if hit.id in in_scope][:dense_pool]
             if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
@@ -68,8 +83,9 @@ class Retriever:
             by_hit = {hit.id: hit for hit in dense_hits}
             # full rows only for what is kept (keyword matches were checked in their query)
             rows = _rows(session, [*by_hit, *keyword])
+            stored = load_embeddings(session, [m.id for m in rows], self._embedding_model)
         metrics.lap("sql")
-        candidates = self._candidates(rows, embedding, keyword, by_hit)
+        candidates = self._candidates(rows, stored, embedding, keyword, by_hit)
         return Retrieved(candidates=candidates, query_embedding=embedding)
 
     def _nearest(
@@ -80,7 +96,7 @@ class Retriever:
         where: Where | None = None,
     ) -> list[VectorHit]:
         try:
-            return self._vectors.query(embedding, k, namespace_ids, where, with_embeddings=True)
+            return self._vectors.query(embedding, k, namespace_ids, where)
         except Exception as exc:
             raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
 
@@ -103,31 +119,37 @@ class Retriever:
         with self._db.read() as session:
             keyword = dict(keyword_search(session, query, namespace_ids, conditions, len(ids)))
             rows = list(session.exec(select(Memory).where(*conditions)).all())
-        return self._candidates(rows, query_embedding, keyword, {})
+            stored = load_embeddings(session, [m.id for m in rows], self._embedding_model)
+        return self._candidates(rows, stored, query_embedding, keyword, {})
 
     def _candidates(
         self,
         rows: Sequence[Memory],
+        stored: dict[str, np.ndarray],
         query_embedding: Sequence[float],
         keyword: dict[str, float],
         by_hit: dict[str, VectorHit],
     ) -> list[Candidate]:
-        missing = [m.id for m in rows if m.id not in by_hit]
-        namespaces = sorted({m.namespace_id for m in rows if m.id not in by_hit})
+        """Rows as candidates, with their vectors: from SQL, else (rows written before SQL kept
+        them) from the index."""
+        missing = [m.id for m in rows if m.id not in stored]
+        namespaces = sorted({m.namespace_id for m in rows if m.id not in stored})
         try:
             extra = self._vectors.embeddings(missing, namespaces) if missing else {}
         except Exception as exc:
             raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
         metrics.lap("vector_query")
-        query_vector = np.asarray(query_embedding)
+        query_vector = np.asarray(query_embedding, dtype=np.float32)
         candidates = []
         for memory in rows:
             hit = by_hit.get(memory.id)
-            vector = hit.embedding if hit is not None else extra.get(memory.id)
+            vector = stored.get(memory.id)
+            if vector is None and memory.id in extra:
+                vector = np.asarray(extra[memory.id], dtype=np.float32)
             if hit is not None:
                 dense = hit.similarity
             elif vector is not None:
-                dense = float(np.dot(query_vector, np.asarray(vector)))
+                dense = float(np.dot(query_vector, vector))
             else:
                 dense = 0.0
             candidates.append(

@@ -33,6 +33,7 @@ class SearchService:
     def search(self, principal: Principal, request: SearchRequest) -> list[Ranked]:
         """The `k` best memories for the query within scope and filters, best first."""
         metrics.begin("search")
+        query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
         with self._db.read() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
         metrics.lap("sql")
@@ -40,7 +41,9 @@ class SearchService:
             return []
         statuses = requested_statuses(request.statuses, request.include_archived)
         pool = max(request.k * 3, 30)
-        retrieved = self._retriever.retrieve(request.query, namespace_ids, request, statuses, pool)
+        retrieved = self._retriever.retrieve(
+            request.query, namespace_ids, request, statuses, pool, query_embedding=query_embedding
+        )
         candidates = retrieved.candidates
         if request.min_similarity is not None:
             candidates = [c for c in candidates if c.dense >= request.min_similarity]

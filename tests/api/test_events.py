@@ -11,9 +11,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
+from memory_server.config import Settings
+from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients, server_settings
 from tests.index_probe import drop_index
+
+
+@pytest.fixture
+def settings(tmp_path: Any, database_url: str | None) -> Settings:
+    """Streams poll often and send a heartbeat every 0.3 s, so new events arrive quickly and a
+    test's reader thread, blocked on the next line, notices soon that it was closed."""
+    return server_settings(
+        tmp_path / "var",
+        database_url,
+        event_stream_poll_seconds=0.1,
+        event_stream_heartbeat_seconds=0.3,
+    )
 
 
 def _events(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
@@ -242,6 +256,7 @@ class Stream:
             timeout=httpx.Timeout(60, read=None),
         )
         self._ready = threading.Event()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._read, args=(options,), daemon=True)
         self._thread.start()
         assert self._ready.wait(30), "the stream did not open"
@@ -254,6 +269,8 @@ class Stream:
                 self._ready.set()
                 frame: dict[str, Any] = {}
                 for line in response.iter_lines():
+                    if self._closing.is_set():
+                        break
                     if line == "":
                         if frame:
                             self.frames.put(frame)
@@ -287,8 +304,10 @@ class Stream:
         return dict(data)
 
     def close(self) -> None:
-        self._client.close()
+        self._closing.set()  # the reader stops at the next line (a heartbeat at the latest)
         self._thread.join(10)
+        assert not self._thread.is_alive(), "the stream reader did not stop"
+        self._client.close()
 
 
 def test_the_stream_delivers_new_events_and_resumes_from_last_event_id(

@@ -1,0 +1,138 @@
+"""Is this checkout's context call faster than another's? Both serve the same store, in turns.
+
+    python -m bench.latency_ab --other PATH [--requests 300] [--memories 100000] [--agents 100]
+
+On this machine the same code measures 30% apart from one minute to the next, so comparing two
+`bench.latency` runs made minutes apart says little. Here the store `bench.latency` loads (loaded
+first if missing) is served by two `memory-server serve` processes at once: this checkout's and the
+one at PATH (a `git worktree` of another commit, say). Each starts in its own checkout, so
+`python -m` imports that checkout's code. One client sends every distinct query to both, one request
+at a time, alternating which goes first, so whatever the machine does meanwhile falls on both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.latency import DEFAULT_DIR, Stores, _env, free_port, load, synthetic_query, wait_ready
+
+HERE = Path(__file__).resolve().parent.parent
+
+
+def launch_checkout(checkout: Path, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`memory-server serve` running `checkout`'s code on `data_dir`."""
+    env = _env(data_dir, port) | {"PYTHONPATH": str(checkout)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "memory_server.cli", "serve"],
+        cwd=checkout,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def compare(
+    other: Path, data_dir: Path, memories: int, agents_count: int, requests: int, seed: int = 7
+) -> dict[str, Any]:
+    agents = load(Stores(data_dir), memories, agents_count, seed)
+    ports = {"this": free_port(), "other": free_port()}
+    processes = {
+        "this": launch_checkout(HERE, data_dir, ports["this"]),
+        "other": launch_checkout(other.resolve(), data_dir, ports["other"]),
+    }
+    clients = {
+        name: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        for name, port in ports.items()
+    }
+    latencies: dict[str, list[float]] = {"this": [], "other": []}
+    try:
+        for name, process in processes.items():
+            wait_ready(process, ports[name])
+
+        def call(name: str, key: str, query: str) -> float:
+            started = time.perf_counter()
+            response = clients[name].post(
+                "/v1/context",
+                json={"query": query, "budget_tokens": 512, "model": "gpt-4o-mini"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            response.raise_for_status()
+            return time.perf_counter() - started
+
+        for name in clients:  # every namespace's index loaded once, in both servers
+            for agent in agents:
+                call(name, agent["key"], "warm up")
+        rng = random.Random(seed)
+        for index in range(requests):
+            key, query = rng.choice(agents)["key"], synthetic_query(rng)
+            order = ("this", "other") if index % 2 == 0 else ("other", "this")
+            for name in order:  # a query's text differs per server: no cache hit on either
+                latencies[name].append(call(name, key, f"{query} ({name})"))
+    finally:
+        for client in clients.values():
+            client.close()
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=60)
+    summary = {name: _summary(values) for name, values in latencies.items()}
+    return {
+        "other_checkout": str(other),
+        "requests": requests,
+        **summary,
+        "p50_this_over_other": round(summary["this"]["p50_ms"] / summary["other"]["p50_ms"], 3),
+    }
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 1),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 1),
+        "mean_ms": round(statistics.mean(ordered) * 1000, 1),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['requests']} distinct context calls to each server, one at a time, alternating.",
+        "",
+        "| code | p50 ms | p95 ms | mean ms |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, label in (("this", "this checkout"), ("other", f"`{result['other_checkout']}`")):
+        row = result[name]
+        lines.append(f"| {label} | {row['p50_ms']} | {row['p95_ms']} | {row['mean_ms']} |")
+    lines += ["", f"p50 this / other = **{result['p50_this_over_other']}**"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--other", type=Path, required=True, help="another checkout of this repo")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--memories", type=int, default=100_000)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if not (args.other / "memory_server").is_dir():
+        parser.error(f"{args.other} is not a checkout of this repository")
+    data_dir = args.data_dir or DEFAULT_DIR / f"{args.memories}-{args.agents}"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = compare(args.other, data_dir, args.memories, args.agents, args.requests)
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Each memory's embedding, kept in SQL beside the memory, under the model that produced it.
+
+The vector index answers "which memories are near this query"; ranking also needs the vectors
+themselves (diversity, near-duplicates, the dense score of a keyword-only match). Chroma hands them
+back as Python lists at ~30 us per vector; SQL returns one 1.5 kB blob per memory in the read that
+fetches the rows anyway. The copy also lets the index be rebuilt without running the model again.
+Rows written by another model are ignored, so a model change never mixes two vector spaces.
+
+Written in the transaction that writes the memory (`MemoryService`'s indexed transaction), so the
+stored vector always belongs to the stored content; deleted with the memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from sqlmodel import Session
+
+from .models import MemoryEmbedding
+from .vectors import VectorRecord
+
+_TABLE = MemoryEmbedding.__table__  # type: ignore[attr-defined]
+DTYPE = np.float32
+
+
+def to_blob(vector: Sequence[float] | np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=DTYPE).tobytes()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=DTYPE)
+
+
+def store_embeddings(session: Session, records: Sequence[VectorRecord], model: str) -> None:
+    """Keep `records`' vectors as those of `model`, replacing what each memory had."""
+    latest = {record.id: record for record in records}  # a memory written twice: its last vector
+    if not latest:
+        return
+    connection = session.connection()
+    connection.execute(delete(_TABLE).where(_TABLE.c.memory_id.in_(list(latest))))
+    connection.execute(
+        insert(_TABLE),
+        [
+            {"memory_id": memory_id, "model": model, "vector": to_blob(record.embedding)}
+            for memory_id, record in latest.items()
+        ],
+    )
+
+
+def load_embeddings(session: Session, ids: Sequence[str], model: str) -> dict[str, np.ndarray]:
+    """The stored vectors of `ids` made by `model`; ids without one are absent."""
+    if not ids:
+        return {}
+    statement = select(_TABLE.c.memory_id, _TABLE.c.vector).where(
+        _TABLE.c.memory_id.in_(list(dict.fromkeys(ids))), _TABLE.c.model == model
+    )
+    return {row[0]: from_blob(row[1]) for row in session.connection().execute(statement)}
+
+
+def delete_embeddings(session: Session, ids: Sequence[str]) -> None:
+    if ids:
+        session.connection().execute(delete(_TABLE).where(_TABLE.c.memory_id.in_(list(ids))))

@@ -1,0 +1,129 @@
+"""Each memory's vector is kept in SQL, with the write: ranking reads it there, a rebuild of the
+index reuses it, and rows without one (written before SQL kept them) still rank the same."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import numpy as np
+from sqlalchemy import create_engine, text
+
+from memory_server.config import Settings
+from tests.conftest import ADMIN_KEY, LiveServer
+from tests.index_probe import namespace_collection
+
+FACTS = [
+    "The office wifi password is hunter2",
+    "Standup is at 9:30 every weekday",
+    "Bob owns the billing service",
+    "The staging database is restored every Sunday night",
+]
+
+
+def _agent(server: LiveServer) -> tuple[httpx.Client, str]:
+    with server.client(ADMIN_KEY) as admin:
+        agent = admin.post("/v1/agents", json={"name": "kept"}).json()
+        key = admin.post(f"/v1/agents/{agent['id']}/keys", json={}).json()["key"]
+    return server.client(key), agent["default_namespace_id"]
+
+
+def _write(client: httpx.Client, contents: list[str]) -> list[str]:
+    response = client.post(
+        "/v1/memories/batch", json={"memories": [{"content": c, "kind": "fact"} for c in contents]}
+    )
+    assert response.status_code == 201, response.text
+    return [item["memory"]["id"] for item in response.json()["results"]]
+
+
+def _sql(settings: Settings, statement: str, **params: Any) -> list[Any]:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(statement), params)
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def _stored(settings: Settings) -> dict[str, tuple[str, np.ndarray]]:
+    rows = _sql(settings, "SELECT memory_id, model, vector FROM memory_embedding")
+    return {row[0]: (row[1], np.frombuffer(row[2], dtype=np.float32)) for row in rows}
+
+
+def _indexed(settings: Settings, namespace_id: str, ids: list[str]) -> dict[str, np.ndarray]:
+    got = namespace_collection(settings, namespace_id).get(ids=ids, include=["embeddings"])
+    pairs = zip(got["ids"], got["embeddings"], strict=True)
+    return {i: np.asarray(e, dtype=np.float32) for i, e in pairs}
+
+
+def test_sql_keeps_the_vector_the_index_has_through_update_and_delete(server: LiveServer) -> None:
+    client, namespace_id = _agent(server)
+    model = server.app.state.runtime.embedder.name
+    with client:
+        ids = _write(client, FACTS)
+        before = _stored(server.settings)[ids[0]][1]
+        memory = client.get(f"/v1/memories/{ids[0]}").json()
+        updated = client.patch(
+            f"/v1/memories/{ids[0]}",
+            json={"content": "The guest wifi password is correcthorse"},
+            headers={"If-Match": str(memory["version"])},
+        )
+        assert updated.status_code == 200, updated.text
+        assert client.delete(f"/v1/memories/{ids[3]}").status_code == 200
+
+    stored = _stored(server.settings)
+    assert set(stored) == set(ids[:3])  # the deleted memory's vector went with it
+    assert {m for m, _ in stored.values()} == {model}
+    indexed = _indexed(server.settings, namespace_id, ids[:3])
+    for memory_id in ids[:3]:
+        np.testing.assert_allclose(stored[memory_id][1], indexed[memory_id], atol=1e-6)
+    assert float(np.dot(before, stored[ids[0]][1])) < 0.99  # the update stored its new vector
+
+
+def test_a_rebuild_reuses_stored_vectors_and_embeds_only_the_rest(server: LiveServer) -> None:
+    client, namespace_id = _agent(server)
+    with client:
+        ids = _write(client, FACTS)
+    runtime = server.app.state.runtime
+    _sql(server.settings, "DELETE FROM memory_embedding WHERE memory_id = :id", id=ids[1])
+    embedded: list[str] = []
+    real_embed = runtime.embedder.embed
+
+    def counting_embed(texts: list[str], **options: Any) -> list[list[float]]:
+        embedded.extend(texts)
+        return real_embed(texts, **options)
+
+    runtime.embedder.embed = counting_embed
+    try:
+        report = runtime.index.rebuild()
+    finally:
+        runtime.embedder.embed = real_embed
+    assert report.rebuilt
+    assert embedded == [FACTS[1]]  # the one memory SQL had no vector for
+    assert set(_stored(server.settings)) == set(ids)  # and now it has
+    indexed = _indexed(server.settings, namespace_id, ids)
+    assert set(indexed) == set(ids)
+    for memory_id, (_, vector) in _stored(server.settings).items():
+        np.testing.assert_allclose(vector, indexed[memory_id], atol=1e-6)
+
+
+def test_rows_without_a_stored_vector_rank_the_same_from_the_index(server: LiveServer) -> None:
+    client, _ = _agent(server)
+    with client:
+        _write(client, FACTS)
+        query = {"query": "who is in charge of billing and the wifi?", "k": 4}
+        first = client.post("/v1/search", json=query).json()["results"]
+        context_query = {"query": query["query"], "budget_tokens": 200}
+        context_first = client.post("/v1/context", json=context_query).json()
+        _sql(server.settings, "DELETE FROM memory_embedding")
+        again = client.post("/v1/search", json=query).json()["results"]
+        context_again = client.post("/v1/context", json=context_query).json()
+
+    def scored(results: list[dict[str, Any]]) -> list[tuple[str, float]]:
+        return [(r["memory"]["id"], round(r["score"], 4)) for r in results]
+
+    assert len(first) == 4 and scored(again) == scored(first)
+    assert [(i["id"], round(i["score"], 4)) for i in context_again["items"]] == [
+        (i["id"], round(i["score"], 4)) for i in context_first["items"]
+    ]

@@ -44,6 +44,7 @@ def launch_checkout(checkout: Path, data_dir: Path, port: int) -> subprocess.Pop
 def compare(
     other: Path, data_dir: Path, memories: int, agents_count: int, requests: int, seed: int = 7
 ) -> dict[str, Any]:
+    data_dir = data_dir.resolve()  # each server runs in its own checkout
     agents = load(Stores(data_dir), memories, agents_count, seed)
     ports = {"this": free_port(), "other": free_port()}
     processes = {

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import delete, insert, select
-from sqlmodel import Session
+from sqlalchemy import and_, delete, insert, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col
+from sqlmodel import select as select_models
 
-from .models import MemoryEmbedding
+from .models import Memory, MemoryEmbedding
 from .vectors import VectorRecord
 
 _TABLE = MemoryEmbedding.__table__  # type: ignore[attr-defined]
@@ -57,6 +59,26 @@ def load_embeddings(session: Session, ids: Sequence[str], model: str) -> dict[st
         _TABLE.c.memory_id.in_(list(dict.fromkeys(ids))), _TABLE.c.model == model
     )
     return {row[0]: from_blob(row[1]) for row in session.connection().execute(statement)}
+
+
+def memories_with_vectors(
+    session: Session, conditions: Sequence[ColumnElement[bool]], model: str
+) -> tuple[list[Memory], dict[str, np.ndarray]]:
+    """The memories meeting `conditions` and, for those that have one, their vector from `model`:
+    one read (an outer join)."""
+    same_memory = col(MemoryEmbedding.memory_id) == col(Memory.id)
+    statement = (
+        select_models(Memory, MemoryEmbedding.vector)
+        .outerjoin(MemoryEmbedding, and_(same_memory, col(MemoryEmbedding.model) == model))
+        .where(*conditions)
+    )
+    memories: list[Memory] = []
+    vectors: dict[str, np.ndarray] = {}
+    for memory, blob in session.exec(statement):
+        memories.append(memory)
+        if blob is not None:
+            vectors[memory.id] = from_blob(blob)
+    return memories, vectors
 
 
 def delete_embeddings(session: Session, ids: Sequence[str]) -> None:

@@ -19,7 +19,7 @@ from ..keyword import keyword_search
 from ..models import Memory
 from ..ranking import Candidate
 from ..schemas import MemoryFilters, MemoryStatus
-from ..stored_embeddings import load_embeddings
+from ..stored_embeddings import memories_with_vectors
 from ..vectors import VectorHit, VectorStore, Where
 
 
@@ -82,8 +82,12 @@ class Retriever:
                 dense_hits = [hit for hit in hits if hit.id in in_scope]
             by_hit = {hit.id: hit for hit in dense_hits}
             # full rows only for what is kept (keyword matches were checked in their query)
-            rows = _rows(session, [*by_hit, *keyword])
-            stored = load_embeddings(session, [m.id for m in rows], self._embedding_model)
+            ids = list(dict.fromkeys([*by_hit, *keyword]))
+            rows, stored = (
+                memories_with_vectors(session, [col(Memory.id).in_(ids)], self._embedding_model)
+                if ids
+                else ([], {})
+            )
         metrics.lap("sql")
         candidates = self._candidates(rows, stored, embedding, keyword, by_hit)
         return Retrieved(candidates=candidates, query_embedding=embedding)
@@ -118,8 +122,7 @@ class Retriever:
         ]
         with self._db.read() as session:
             keyword = dict(keyword_search(session, query, namespace_ids, conditions, len(ids)))
-            rows = list(session.exec(select(Memory).where(*conditions)).all())
-            stored = load_embeddings(session, [m.id for m in rows], self._embedding_model)
+            rows, stored = memories_with_vectors(session, conditions, self._embedding_model)
         return self._candidates(rows, stored, query_embedding, keyword, {})
 
     def _candidates(
@@ -172,11 +175,3 @@ def _in_scope(
     unique = list(dict.fromkeys(ids))
     statement = select(Memory.id).where(col(Memory.id).in_(unique), *conditions)
     return set(session.exec(statement).all())
-
-
-def _rows(session: Session, ids: Sequence[str]) -> list[Memory]:
-    """The memories `ids`, already checked to be in scope."""
-    if not ids:
-        return []
-    unique = list(dict.fromkeys(ids))
-    return list(session.exec(select(Memory).where(col(Memory.id).in_(unique))).all())

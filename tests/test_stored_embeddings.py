@@ -127,3 +127,38 @@ def test_rows_without_a_stored_vector_rank_the_same_from_the_index(server: LiveS
     assert [(i["id"], round(i["score"], 4)) for i in context_again["items"]] == [
         (i["id"], round(i["score"], 4)) for i in context_first["items"]
     ]
+
+
+def test_a_rebuild_never_stores_a_vector_for_content_that_changed_meanwhile(
+    server: LiveServer,
+) -> None:
+    client, _ = _agent(server)
+    runtime = server.app.state.runtime
+    with client:
+        [memory_id] = _write(client, ["The office wifi password is hunter2"])
+        _sql(server.settings, "DELETE FROM memory_embedding")  # the rebuild must embed it
+        real_embed = runtime.embedder.embed
+        updated: list[int] = []
+
+        def embed_while_someone_updates(texts: list[str], **options: Any) -> list[list[float]]:
+            vectors = real_embed(texts, **options)
+            if not updated:  # the rebuild's call: the memory changes before its vector is kept
+                updated.append(1)
+                version = client.get(f"/v1/memories/{memory_id}").json()["version"]
+                response = client.patch(
+                    f"/v1/memories/{memory_id}",
+                    json={"content": "Standup moved to 10:00"},
+                    headers={"If-Match": str(version)},
+                )
+                assert response.status_code == 200, response.text
+            return vectors
+
+        runtime.embedder.embed = embed_while_someone_updates
+        try:
+            runtime.index.rebuild()
+        finally:
+            runtime.embedder.embed = real_embed
+    assert updated
+    [new_vector] = real_embed(["Standup moved to 10:00"])
+    stored = _stored(server.settings)[memory_id][1]
+    np.testing.assert_allclose(stored, np.asarray(new_vector, dtype=np.float32), atol=1e-5)

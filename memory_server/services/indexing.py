@@ -264,7 +264,7 @@ class IndexService:
             vectors = self._embedder.embed([m.content for m in missing]) if missing else []
             fresh = [vector_record(m, e) for m, e in zip(missing, vectors, strict=True)]
             if fresh:
-                self._keep(fresh, model)
+                self._keep(list(zip(missing, fresh, strict=True)), model)
                 embedded += len(fresh)
             self._vectors.upsert(
                 fresh
@@ -272,16 +272,24 @@ class IndexService:
             )
         return embedded
 
-    def _keep(self, records: Sequence[VectorRecord], model: str) -> None:
-        """Store vectors the reindex computed, for memories still there; a failure only costs
-        the next rebuild an embedding."""
+    def _keep(self, embedded: Sequence[tuple[Memory, VectorRecord]], model: str) -> None:
+        """Store vectors the reindex computed, for memories still there with the content that was
+        embedded (their rows locked meanwhile, so a concurrent update's own vector is never
+        overwritten); a failure only costs a later rebuild an embedding."""
         try:
             with self._db.write() as session:
-                ids = [r.id for r in records]
-                present = set(session.exec(select(Memory.id).where(col(Memory.id).in_(ids))))
-                store_embeddings(session, [r for r in records if r.id in present], model)
+                ids = [memory.id for memory, _ in embedded]
+                current = dict(
+                    session.exec(
+                        select(Memory.id, Memory.content_hash)
+                        .where(col(Memory.id).in_(ids))
+                        .with_for_update()
+                    ).all()
+                )
+                unchanged = [r for m, r in embedded if current.get(m.id) == m.content_hash]
+                store_embeddings(session, unchanged, model)
         except SQLAlchemyError:
-            log.warning("could not keep %d embeddings in SQL", len(records), exc_info=True)
+            log.warning("could not keep %d embeddings in SQL", len(embedded), exc_info=True)
 
     def _relabel(self, ids: Sequence[str]) -> None:
         items = list(self._expected(ids).items())

@@ -142,7 +142,7 @@ class Retriever:
         except Exception as exc:
             raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
         metrics.lap("vector_query")
-        query_vector = np.asarray(query_embedding, dtype=np.float32)
+        query_vector = np.asarray(query_embedding, dtype=np.float64)
         candidates = []
         for memory in rows:
             hit = by_hit.get(memory.id)
@@ -152,7 +152,7 @@ class Retriever:
             if hit is not None:
                 dense = hit.similarity
             elif vector is not None:
-                dense = float(np.dot(query_vector, vector))
+                dense = float(np.dot(query_vector, vector.astype(np.float64)))
             else:
                 dense = 0.0
             candidates.append(

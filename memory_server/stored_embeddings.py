@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, delete, insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 from sqlmodel import select as select_models
@@ -49,16 +49,6 @@ def store_embeddings(session: Session, records: Sequence[VectorRecord], model: s
             for memory_id, record in latest.items()
         ],
     )
-
-
-def load_embeddings(session: Session, ids: Sequence[str], model: str) -> dict[str, np.ndarray]:
-    """The stored vectors of `ids` made by `model`; ids without one are absent."""
-    if not ids:
-        return {}
-    statement = select(_TABLE.c.memory_id, _TABLE.c.vector).where(
-        _TABLE.c.memory_id.in_(list(dict.fromkeys(ids))), _TABLE.c.model == model
-    )
-    return {row[0]: from_blob(row[1]) for row in session.connection().execute(statement)}
 
 
 def memories_with_vectors(

@@ -30,6 +30,10 @@ def test_a_lazy_embedder_is_named_before_loading_and_embeds_like_the_model() -> 
     assert embedder_name("litellm/openai/text-embedding-3-small") == (
         "litellm/openai/text-embedding-3-small"
     )
+    absent = LazyEmbedder("/no/such/model-dir")  # nothing is loaded until it is used
+    assert absent.name == "model-dir"
+    with pytest.raises(OSError):
+        absent.embed(["now it must load"])
     lazy, loaded = LazyEmbedder("all-MiniLM-L6-v2"), load_embedder("all-MiniLM-L6-v2")
     assert lazy.name == loaded.name and lazy.embed([]) == []
     assert lazy.embed(["Bob owns billing"]) == loaded.embed(["Bob owns billing"])

@@ -9,7 +9,9 @@ import httpx
 import numpy as np
 from sqlalchemy import create_engine, text
 
+from memory_server.auth import Principal
 from memory_server.config import Settings
+from memory_server.schemas import SearchRequest
 from tests.conftest import ADMIN_KEY, LiveServer
 from tests.index_probe import namespace_collection
 
@@ -110,14 +112,23 @@ def test_a_rebuild_reuses_stored_vectors_and_embeds_only_the_rest(server: LiveSe
 
 def test_rows_without_a_stored_vector_rank_the_same_from_the_index(server: LiveServer) -> None:
     client, _ = _agent(server)
+    runtime = server.app.state.runtime
     with client:
-        _write(client, FACTS)
+        ids = _write(client, FACTS)
+        author = client.get(f"/v1/memories/{ids[0]}").json()["author_agent_id"]
+        principal = Principal(agent_id=author, key_id=None)
         query = {"query": "who is in charge of billing and the wifi?", "k": 4}
         first = client.post("/v1/search", json=query).json()["results"]
+        vectors = {
+            r.memory.id: r.embedding for r in runtime.search.search(principal, _search(query))
+        }
         context_query = {"query": query["query"], "budget_tokens": 200}
         context_first = client.post("/v1/context", json=context_query).json()
         _sql(server.settings, "DELETE FROM memory_embedding")
         again = client.post("/v1/search", json=query).json()["results"]
+        fallback = {
+            r.memory.id: r.embedding for r in runtime.search.search(principal, _search(query))
+        }
         context_again = client.post("/v1/context", json=context_query).json()
 
     def scored(results: list[dict[str, Any]]) -> list[tuple[str, float]]:
@@ -127,6 +138,15 @@ def test_rows_without_a_stored_vector_rank_the_same_from_the_index(server: LiveS
     assert [(i["id"], round(i["score"], 4)) for i in context_again["items"]] == [
         (i["id"], round(i["score"], 4)) for i in context_first["items"]
     ]
+    # the vectors ranking used (diversity, near-duplicates) came from the index instead
+    assert set(fallback) == set(vectors) and len(vectors) == 4
+    for memory_id, vector in vectors.items():
+        assert vector is not None and fallback[memory_id] is not None
+        np.testing.assert_allclose(fallback[memory_id], vector, atol=1e-6)
+
+
+def _search(body: dict[str, Any]) -> SearchRequest:
+    return SearchRequest.model_validate(body)
 
 
 def test_a_rebuild_never_stores_a_vector_for_content_that_changed_meanwhile(

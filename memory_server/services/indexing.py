@@ -26,7 +26,7 @@ from .. import metrics
 from ..db import Database
 from ..embeddings import Embedder
 from ..models import Memory
-from ..stored_embeddings import load_embeddings, store_embeddings
+from ..stored_embeddings import memories_with_vectors, store_embeddings
 from ..vectors import Scalar, VectorRecord, VectorStore
 from .leases import Lease, holding
 
@@ -258,8 +258,9 @@ class IndexService:
         for start in range(0, len(ids), REINDEX_BATCH):
             chunk = ids[start : start + REINDEX_BATCH]
             with self._db.read() as session:
-                memories = session.exec(select(Memory).where(col(Memory.id).in_(chunk))).all()
-                stored = load_embeddings(session, chunk, model)
+                memories, stored = memories_with_vectors(
+                    session, [col(Memory.id).in_(chunk)], model
+                )
             missing = [m for m in memories if m.id not in stored]
             vectors = self._embedder.embed([m.content for m in missing]) if missing else []
             fresh = [vector_record(m, e) for m, e in zip(missing, vectors, strict=True)]

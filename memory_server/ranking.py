@@ -7,8 +7,10 @@ Keyword relevance is the keyword score relative to the best in the candidate set
 relative to less than a strong match (`keyword.STRONG_MATCH`), so a set of weak matches does not
 get full keyword weight. A memory that only asks questions ("what should I cook tonight?") rarely
 holds what an agent needs to know: its dense and keyword relevance are damped.
-Selection is then greedy maximal marginal relevance: each pick trades score against similarity to
-what is already picked, and near-duplicates of a pick are dropped outright.
+Selection is then greedy maximal marginal relevance: each pick trades score against redundancy
+with what is already picked (similarity above `diversity_threshold`, so an old job and the new one
+are not redundant while two phrasings of one fact are), and near-duplicates of a pick are dropped
+outright.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ class RankingWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dense: float = Field(default=0.55, ge=0)
-    keyword: float = Field(default=0.25, ge=0)
+    dense: float = Field(default=0.7, ge=0)
+    keyword: float = Field(default=0.15, ge=0)
     recency: float = Field(default=0.02, ge=0)
     importance: float = Field(default=0.08, ge=0)
-    frequency: float = Field(default=0.04, ge=0)
+    frequency: float = Field(default=0.01, ge=0)  # served often is weak evidence: it feeds itself
 
 
 class RankingOptions(BaseModel):
@@ -69,6 +71,13 @@ class RankingOptions(BaseModel):
         ge=0,
         le=1,
         description="MMR trade-off: 0 ranks by score alone, 1 by novelty alone.",
+    )
+    diversity_threshold: float = Field(
+        default=0.75,
+        ge=0,
+        lt=1,
+        description="Similarity to what is already chosen below which MMR does not penalise: "
+        "related but distinct facts (an old job and the new one) are not redundant.",
     )
     duplicate_similarity: float = Field(
         default=0.93,
@@ -213,7 +222,9 @@ def rank(
     open_ = np.ones(len(pool), dtype=bool)
     chosen: list[int] = []
     while open_.any() and (limit is None or len(chosen) < limit):
-        value = (1 - options.diversity) * scores - options.diversity * overlap
+        value = (1 - options.diversity) * scores - options.diversity * redundancy(
+            overlap, options.diversity_threshold
+        )
         index = int(np.argmax(np.where(open_, value, -np.inf)))
         open_[index] = False
         if chosen and overlap[index] >= options.duplicate_similarity:
@@ -228,6 +239,12 @@ def rank(
         Rejected(pool[i].memory, "over_limit", pool[i].score) for i in np.flatnonzero(open_)
     )
     return [pool[i] for i in chosen], rejected
+
+
+def redundancy(overlap: np.ndarray, threshold: float) -> np.ndarray:
+    """How redundant each candidate is, in [0, 1], given its highest similarity to anything
+    chosen: 0 up to `threshold`, rising linearly to 1 at identical."""
+    return np.maximum(overlap - threshold, 0.0) / (1.0 - threshold)
 
 
 def _similarity_matrix(pool: Sequence[Ranked]) -> np.ndarray:

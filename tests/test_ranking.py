@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -106,3 +107,30 @@ def test_questions_about_the_present_weigh_recency_more() -> None:
 def test_conversational_filler_is_not_a_keyword() -> None:
     assert query_terms("Remind me what city I'm based in at the moment?") == ["city", "based"]
     assert query_terms("Where do I work right now?") == ["work"]
+
+
+def test_diversity_penalises_only_similarity_above_its_threshold() -> None:
+    """A related but distinct memory (similarity 0.6: the old job beside the new one) keeps its
+    place; a rephrasing (0.85) gives way. With no threshold, both give way to an unrelated one."""
+    basis = np.eye(4)
+    vectors = {
+        "a": basis[0],
+        "related": 0.6 * basis[0] + 0.8 * basis[1],
+        "rephrased": 0.85 * basis[0] + math.sqrt(1 - 0.85**2) * basis[2],
+        "unrelated": basis[3],
+    }
+    dense = {"a": 0.9, "rephrased": 0.8, "related": 0.7, "unrelated": 0.6}
+    candidates = [
+        Candidate(memory(f"note {name}", memory_id=name), vectors[name], dense=dense[name])
+        for name in vectors
+    ]
+    weights = RankingWeights(dense=1, keyword=0, recency=0, importance=0, frequency=0)
+
+    def order(threshold: float) -> list[str]:
+        options = RankingOptions(weights=weights, diversity=0.5, diversity_threshold=threshold)
+        kept, rejected = rank(candidates, options, NOW)
+        assert not rejected
+        return [r.memory.id for r in kept]
+
+    assert order(0.75) == ["a", "related", "unrelated", "rephrased"]
+    assert order(0.0) == ["a", "unrelated", "related", "rephrased"]

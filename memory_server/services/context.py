@@ -44,6 +44,8 @@ from .search import requested_statuses
 from .usage import AccessRecorder
 
 MAX_FACTS = 100
+MIN_CANDIDATES, MAX_CANDIDATES = 20, 60
+TOKENS_PER_CANDIDATE = 12  # a memory's line is ~30 tokens: ~2.5 candidates per line that fits
 CONTEXT_MIN_RELEVANCE = 0.12  # below this a candidate is noise in a prompt
 MAX_DROPPED_REPORTED = 100
 TITLES = {
@@ -62,6 +64,14 @@ def render_line(memory: Memory) -> str:
         if memory.key:
             label += f" · {memory.key}"
     return f"[{label}] {memory.content}"
+
+
+def candidate_pool(budget_tokens: int) -> int:
+    """How many long-term candidates to rank when the caller does not say: a few for every line
+    the budget can hold, between 20 and 60. Fewer candidates cost less SQL, ranking and packing;
+    recall at 256 and 512 tokens held with 20 to 40 of them, at 1024 it needs 60
+    (docs/benchmarks.md)."""
+    return max(MIN_CANDIDATES, min(MAX_CANDIDATES, budget_tokens // TOKENS_PER_CANDIDATE))
 
 
 @dataclass
@@ -207,7 +217,7 @@ class ContextService:
             namespace_ids,
             scope,
             statuses,
-            request.max_candidates,
+            request.max_candidates or candidate_pool(request.budget_tokens),
             query_embedding=query_embedding,
         )
         dropped: list[DroppedItem] = []

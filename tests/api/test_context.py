@@ -7,6 +7,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memory_server.services.context import candidate_pool
 from memory_server.tokens import count_tokens
 from tests.test_packing import MODELS
 
@@ -239,6 +240,25 @@ def test_a_filter_finds_its_memories_when_others_fill_the_nearest_neighbours(mak
     assert theirs["id"] not in {item["id"] for item in crowded["items"]}  # beyond the top 10
     found = agent.client.post("/v1/context", json=body | narrow | {"user_id": "bob"}).json()
     assert [item["id"] for item in found["items"]] == [theirs["id"]]
+
+
+def test_the_candidate_pool_follows_the_budget_unless_given(make_agent) -> None:
+    agent = make_agent()
+    _write(
+        agent.client,
+        [{"kind": "note", "content": f"The tomato bed {i} is watered at dawn"} for i in range(70)],
+    )
+    body = {"query": "watering the tomato beds", "ranking": {"min_relevance": 0}}
+
+    def ranked(extra: dict) -> set[str]:
+        response = agent.client.post("/v1/context", json=body | extra).json()
+        return {item["id"] for item in response["items"]} | {d["id"] for d in response["dropped"]}
+
+    small = ranked({"budget_tokens": 240})  # a pool of 20: 20 dense + 20 keyword at most
+    assert 20 <= len(small) <= 40
+    assert len(ranked({"budget_tokens": 240, "max_candidates": 60})) > 40
+    assert candidate_pool(1) == 20 and candidate_pool(10**6) == 60
+    assert candidate_pool(240) < candidate_pool(512) < candidate_pool(1024)
 
 
 def test_context_validation(make_agent) -> None:

@@ -57,23 +57,27 @@ class Retriever:
     ) -> Retrieved:
         """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL.
 
-        The keyword search runs while the query is embedded. The index is then asked for twice
-        the dense pool with no filter at all (a metadata filter costs Chroma far more than the
-        search) and SQL decides what is in scope. Only when most neighbours turn out to be out
-        of scope (archived, another user, a kind filter...) is the index asked again with the
-        filter.
+        The keyword search, and the reading of its matches' rows, run while the query is
+        embedded. The index is then asked for twice the dense pool with no filter at all (a
+        metadata filter costs Chroma far more than the search) and SQL decides what is in scope.
+        Only when most neighbours turn out to be out of scope (archived, another user, a kind
+        filter...) is the index asked again with the filter.
         """
         pending = query_embedding or self._queries.submit(query)
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
         conditions = memory_conditions(namespace_ids, filters, statuses)
         with self._db.read() as session:
             keyword = dict(keyword_search(session, query, namespace_ids, conditions, pool))
+            # keyword matches met `conditions` in their query: their rows need no other check
+            rows, stored = self._rows(session, list(keyword))
             metrics.lap("sql")
             embedding = pending.result()
             metrics.lap("embedding")
             hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
             metrics.lap("vector_query")
-            in_scope = _in_scope(session, [hit.id for hit in hits], conditions)
+            in_scope = set(keyword) | _in_scope(
+                session, [hit.id for hit in hits if hit.id not in keyword], conditions
+            )
             dense_hits = [hit for hit in hits if hit.id in in_scope][:dense_pool]
             if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
                 where = vector_where(filters, statuses)
@@ -81,16 +85,20 @@ class Retriever:
                 in_scope = _in_scope(session, [hit.id for hit in hits], conditions)
                 dense_hits = [hit for hit in hits if hit.id in in_scope]
             by_hit = {hit.id: hit for hit in dense_hits}
-            # full rows only for what is kept (keyword matches were checked in their query)
-            ids = list(dict.fromkeys([*by_hit, *keyword]))
-            rows, stored = (
-                memories_with_vectors(session, [col(Memory.id).in_(ids)], self._embedding_model)
-                if ids
-                else ([], {})
-            )
+            more_rows, more_stored = self._rows(session, [i for i in by_hit if i not in keyword])
         metrics.lap("sql")
-        candidates = self._candidates(rows, stored, embedding, keyword, by_hit)
+        candidates = self._candidates(
+            [*rows, *more_rows], stored | more_stored, embedding, keyword, by_hit
+        )
         return Retrieved(candidates=candidates, query_embedding=embedding)
+
+    def _rows(
+        self, session: Session, ids: Sequence[str]
+    ) -> tuple[list[Memory], dict[str, np.ndarray]]:
+        """The rows of `ids` and their stored vectors (no scope check: callers did it)."""
+        if not ids:
+            return [], {}
+        return memories_with_vectors(session, [col(Memory.id).in_(ids)], self._embedding_model)
 
     def _nearest(
         self,

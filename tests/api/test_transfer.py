@@ -201,6 +201,11 @@ def test_export_wipe_import_restores_every_memory_link_and_version(
         assert len(tree["sources"]) == 5 and tree["memory"]["level"] == 1
         hits = target.post("/v1/search", json={"query": "where do invoices go?", "k": 1}).json()
         assert hits["results"][0]["memory"]["id"] == seeded["note"]["id"]
+        # the search counts as an access of the note: write it now, not during the checks below
+        fresh.app.state.runtime.recorder.flush()
+        settled = _comparable(_records(_export(target, target_ns).text))
+        note = next(m for m in settled[0] if m["id"] == seeded["note"]["id"])
+        assert note["access_count"] == 1
         events = target.get("/v1/events").json()["data"]
         assert len(events) == len(memories) and {e["type"] for e in events} == {"created"}
         assert all(e["details"]["via"] == "import" for e in events)
@@ -210,7 +215,7 @@ def test_export_wipe_import_restores_every_memory_link_and_version(
         assert (twice["created"], twice["skipped"], twice["conflicts"]) == (0, len(memories), [])
         assert (twice["links_created"], twice["links_skipped"]) == (0, len(links))
         assert len(target.get("/v1/events").json()["data"]) == len(events)
-        assert _comparable(_records(_export(target, target_ns).text)) == again
+        assert _comparable(_records(_export(target, target_ns).text)) == settled
 
         # a memory changed since is reported, not overwritten; ids taken elsewhere too
         changed = target.patch(

@@ -40,9 +40,8 @@ def store_embeddings(session: Session, records: Sequence[VectorRecord], model: s
     latest = {record.id: record for record in records}  # a memory written twice: its last vector
     if not latest:
         return
-    connection = session.connection()
-    connection.execute(delete(_TABLE).where(_TABLE.c.memory_id.in_(list(latest))))
-    connection.execute(
+    delete_embeddings(session, list(latest))
+    session.connection().execute(
         insert(_TABLE),
         [
             {"memory_id": memory_id, "model": model, "vector": to_blob(record.embedding)}

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .keyword import STRONG_MATCH
-from .models import Memory
+from .records import MemoryRecord
 from .statements import asks_only
 
 LENGTH_REFERENCE_TOKENS = 40  # memories up to this long are not penalised for length
@@ -89,7 +89,7 @@ class RankingOptions(BaseModel):
 
 @dataclass
 class Candidate:
-    memory: Memory
+    memory: MemoryRecord
     embedding: Sequence[float] | np.ndarray | None
     dense: float = 0.0
     keyword_raw: float = 0.0
@@ -110,7 +110,7 @@ class Components:
 
 @dataclass
 class Ranked:
-    memory: Memory
+    memory: MemoryRecord
     score: float
     components: Components
     embedding: Sequence[float] | np.ndarray | None = field(repr=False, default=None)
@@ -118,7 +118,7 @@ class Ranked:
 
 @dataclass
 class Rejected:
-    memory: Memory
+    memory: MemoryRecord
     reason: str
     score: float | None = None
     duplicate_of: str | None = None

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 import numpy as np
 from sqlalchemy import and_, delete, insert
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col
-from sqlmodel import select as select_models
+from sqlmodel import Session
 
-from .models import Memory, MemoryEmbedding
+from .models import MemoryEmbedding
+from .records import MEMORY_TABLE, MemoryRecord, select_records, to_record
 from .vectors import VectorRecord
 
 _TABLE = MemoryEmbedding.__table__  # type: ignore[attr-defined]
@@ -52,19 +52,21 @@ def store_embeddings(session: Session, records: Sequence[VectorRecord], model: s
 
 def memories_with_vectors(
     session: Session, conditions: Sequence[ColumnElement[bool]], model: str
-) -> tuple[list[Memory], dict[str, np.ndarray]]:
-    """The memories meeting `conditions` and, for those that have one, their vector from `model`:
-    one read (an outer join)."""
-    same_memory = col(MemoryEmbedding.memory_id) == col(Memory.id)
+) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
+    """The memories meeting `conditions` (as records) and, for those that have one, their vector
+    from `model`: one read (an outer join)."""
+    same_memory = _TABLE.c.memory_id == MEMORY_TABLE.c.id
     statement = (
-        select_models(Memory, MemoryEmbedding.vector)
-        .outerjoin(MemoryEmbedding, and_(same_memory, col(MemoryEmbedding.model) == model))
+        select_records(_TABLE.c.vector)
+        .select_from(MEMORY_TABLE.outerjoin(_TABLE, and_(same_memory, _TABLE.c.model == model)))
         .where(*conditions)
     )
-    memories: list[Memory] = []
+    memories: list[MemoryRecord] = []
     vectors: dict[str, np.ndarray] = {}
-    for memory, blob in session.exec(statement):
+    for row in session.connection().execute(statement):
+        memory = to_record(row)
         memories.append(memory)
+        blob = row[-1]
         if blob is not None:
             vectors[memory.id] = from_blob(blob)
     return memories, vectors

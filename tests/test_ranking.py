@@ -20,21 +20,24 @@ from memory_server.ranking import (
     rank,
     score_candidates,
 )
+from memory_server.records import MemoryRecord
 from memory_server.statements import StatementEmbedder, asks_only, statement_text
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def memory(content: str, *, days_ago: float = 10, memory_id: str | None = None) -> Memory:
+def memory(content: str, *, days_ago: float = 10, memory_id: str | None = None) -> MemoryRecord:
     created = NOW - timedelta(days=days_ago)
-    return Memory(
-        id=memory_id or f"mem_{abs(hash(content)) % 10**8}",
-        namespace_id="ns_test",
-        kind="message",
-        content=content,
-        content_hash=str(hash(content)),
-        created_at=created,
-        updated_at=created,
+    return MemoryRecord.of(
+        Memory(
+            id=memory_id or f"mem_{abs(hash(content)) % 10**8}",
+            namespace_id="ns_test",
+            kind="message",
+            content=content,
+            content_hash=str(hash(content)),
+            created_at=created,
+            updated_at=created,
+        )
     )
 
 

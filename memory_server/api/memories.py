@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ..errors import InvalidRequest, PreconditionRequired
 from ..models import Memory
+from ..records import MemoryRecord
 from ..schemas import (
     MemoriesPublic,
     MemoryBatchCreate,
@@ -34,8 +35,9 @@ router = APIRouter(
 )
 
 
-def memory_public(memory: Memory) -> MemoryPublic:
-    return MemoryPublic(**memory.model_dump(exclude={"meta"}), metadata=memory.meta)
+def memory_public(memory: Memory | MemoryRecord) -> MemoryPublic:
+    fields = memory.public_fields() if isinstance(memory, MemoryRecord) else memory.model_dump()
+    return MemoryPublic(**fields, metadata=fields.pop("meta"))
 
 
 def _result(outcome: WriteOutcome) -> MemoryWriteResult:

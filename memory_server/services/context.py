@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy import or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from .. import metrics
 from ..access import scope_namespace_ids
@@ -29,6 +29,7 @@ from ..filters import memory_conditions
 from ..models import Memory, utcnow
 from ..packing import Line, Tier, normalise_shares, pack
 from ..ranking import Ranked, for_query, rank
+from ..records import MemoryRecord, read_records, select_records
 from ..schemas import (
     ContextItem,
     ContextRequest,
@@ -55,7 +56,7 @@ TITLES = {
 }
 
 
-def render_line(memory: Memory) -> str:
+def render_line(memory: Memory | MemoryRecord) -> str:
     """One memory as a prompt line, with its date and kind."""
     if memory.kind == "message":
         label = f"{memory.created_at:%Y-%m-%d %H:%M} · {memory.role or 'message'}"
@@ -76,7 +77,7 @@ def candidate_pool(budget_tokens: int) -> int:
 
 @dataclass
 class _Scored:
-    memory: Memory
+    memory: MemoryRecord
     ranked: Ranked | None = None
 
 
@@ -168,26 +169,26 @@ class ContextService:
 
     def _recent_thread(
         self, session: Session, namespace_ids: Sequence[str], request: ContextRequest
-    ) -> list[Memory]:
+    ) -> list[MemoryRecord]:
         if request.thread_id is None or request.max_thread_messages == 0:
             return []
         scope = MemoryFilters(thread_id=request.thread_id, kinds=["message"])
         query = (
-            select(Memory)
+            select_records()
             .where(*memory_conditions(namespace_ids, scope))
             .order_by(col(Memory.created_at).desc(), col(Memory.id).desc())
             .limit(request.max_thread_messages)
         )
-        return list(session.exec(query).all())
+        return read_records(session, query)
 
     def _user_facts(
         self, session: Session, namespace_ids: Sequence[str], request: ContextRequest
-    ) -> list[Memory]:
+    ) -> list[MemoryRecord]:
         if request.user_id is None:
             return []
         scope = MemoryFilters(user_id=request.user_id)
         query = (
-            select(Memory)
+            select_records()
             .where(
                 *memory_conditions(namespace_ids, scope),
                 or_(col(Memory.key).is_not(None), col(Memory.kind) == "preference"),
@@ -195,7 +196,7 @@ class ContextService:
             .order_by(col(Memory.importance).desc(), col(Memory.updated_at).desc())
             .limit(MAX_FACTS)
         )
-        return list(session.exec(query).all())
+        return read_records(session, query)
 
     def _long_term(
         self,
@@ -273,7 +274,7 @@ def _summary_conflicts(sources: dict[str, list[str]]) -> dict[str, frozenset[str
 
 
 def _lines(
-    memories: Sequence[Memory], conflicts: dict[str, frozenset[str]] | None = None
+    memories: Sequence[MemoryRecord], conflicts: dict[str, frozenset[str]] | None = None
 ) -> list[Line]:
     conflicts = conflicts or {}
     return [

@@ -26,6 +26,7 @@ from .. import metrics
 from ..db import Database
 from ..embeddings import Embedder
 from ..models import Memory
+from ..records import MemoryRecord
 from ..stored_embeddings import memories_with_vectors, store_embeddings
 from ..vectors import Scalar, VectorRecord, VectorStore
 from .leases import Lease, holding
@@ -42,6 +43,8 @@ CONTENT_FIELD = "content"  # metadata key of the short content hash in the index
 class Indexed(Protocol):
     """The columns of a memory that its index record carries (a Memory, or a row of them)."""
 
+    @property
+    def id(self) -> str: ...
     @property
     def namespace_id(self) -> str: ...
     @property
@@ -93,7 +96,7 @@ def vector_metadata(memory: Indexed) -> dict[str, Scalar]:
     return metadata
 
 
-def vector_record(memory: Memory, embedding: list[float]) -> VectorRecord:
+def vector_record(memory: Indexed, embedding: list[float]) -> VectorRecord:
     return VectorRecord(id=memory.id, embedding=embedding, metadata=vector_metadata(memory))
 
 
@@ -273,7 +276,7 @@ class IndexService:
             )
         return embedded
 
-    def _keep(self, embedded: Sequence[tuple[Memory, VectorRecord]], model: str) -> None:
+    def _keep(self, embedded: Sequence[tuple[MemoryRecord, VectorRecord]], model: str) -> None:
         """Store vectors the reindex computed, for memories still there with the content that was
         embedded (their rows locked meanwhile, so a concurrent update's own vector is never
         overwritten); a failure only costs a later rebuild an embedding."""

@@ -18,6 +18,7 @@ from ..filters import memory_conditions, vector_where
 from ..keyword import keyword_search
 from ..models import Memory
 from ..ranking import Candidate
+from ..records import MemoryRecord
 from ..schemas import MemoryFilters, MemoryStatus
 from ..stored_embeddings import memories_with_vectors
 from ..vectors import VectorHit, VectorStore, Where
@@ -94,7 +95,7 @@ class Retriever:
 
     def _rows(
         self, session: Session, ids: Sequence[str]
-    ) -> tuple[list[Memory], dict[str, np.ndarray]]:
+    ) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
         """The rows of `ids` and their stored vectors (no scope check: callers did it)."""
         if not ids:
             return [], {}
@@ -135,7 +136,7 @@ class Retriever:
 
     def _candidates(
         self,
-        rows: Sequence[Memory],
+        rows: Sequence[MemoryRecord],
         stored: dict[str, np.ndarray],
         query_embedding: Sequence[float],
         keyword: dict[str, float],

@@ -165,7 +165,7 @@ def build_runtime(
             )
     queries = QueryEmbedder(model)
     recorder = AccessRecorder(db)
-    retriever = Retriever(db, vectors, queries, embedder.name)
+    retriever = Retriever(vectors, queries, embedder.name)
     memories = MemoryService(db, vectors, embedder, settings)
     return Runtime(
         settings=settings,

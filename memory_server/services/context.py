@@ -108,15 +108,15 @@ class ContextService:
             return counts[text]
 
         query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
-        with self._db.read() as session:
+        with self._db.read() as session:  # one snapshot for every tier
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             thread = self._recent_thread(session, namespace_ids, request)
             facts = self._user_facts(session, namespace_ids, request)
-        metrics.lap("sql")
-        taken = {m.id for m in thread} | {m.id for m in facts}
-        ranked, not_ranked, conflicts = self._long_term(
-            namespace_ids, request, taken, query_embedding
-        )
+            metrics.lap("sql")
+            taken = {m.id for m in thread} | {m.id for m in facts}
+            ranked, not_ranked, conflicts = self._long_term(
+                session, namespace_ids, request, taken, query_embedding
+            )
 
         by_id: dict[str, _Scored] = {m.id: _Scored(m) for m in [*thread, *facts]}
         by_id.update({r.memory.id: _Scored(r.memory, r) for r in ranked})
@@ -200,6 +200,7 @@ class ContextService:
 
     def _long_term(
         self,
+        session: Session,
         namespace_ids: Sequence[str],
         request: ContextRequest,
         taken: set[str],
@@ -214,6 +215,7 @@ class ContextService:
         ]
         scope = request.model_copy(update={"thread_id": None})  # long-term spans every thread
         retrieved = self._retriever.retrieve(
+            session,
             request.query,
             namespace_ids,
             scope,
@@ -237,6 +239,7 @@ class ContextService:
         present = {c.memory.id for c in candidates} | taken
         unseen = [s for ids in sources.values() for s in ids if s not in present]
         candidates += self._retriever.fetch(
+            session,
             request.query,
             retrieved.query_embedding,
             list(dict.fromkeys(unseen)),

@@ -11,7 +11,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from .. import metrics
-from ..db import Database
 from ..embeddings import QueryEmbedder
 from ..errors import StoreUnavailable
 from ..filters import memory_conditions, vector_where
@@ -33,10 +32,7 @@ class Retrieved:
 class Retriever:
     """Finds what might be relevant; `ranking.rank` decides what is."""
 
-    def __init__(
-        self, db: Database, vectors: VectorStore, queries: QueryEmbedder, embedding_model: str
-    ):
-        self._db = db
+    def __init__(self, vectors: VectorStore, queries: QueryEmbedder, embedding_model: str):
         self._vectors = vectors
         self._queries = queries
         self._embedding_model = embedding_model  # whose stored vectors ranking may use
@@ -48,6 +44,7 @@ class Retriever:
 
     def retrieve(
         self,
+        session: Session,
         query: str,
         namespace_ids: Sequence[str],
         filters: MemoryFilters,
@@ -56,7 +53,8 @@ class Retriever:
         *,
         query_embedding: Future[list[float]] | None = None,
     ) -> Retrieved:
-        """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL.
+        """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL
+        in `session` (the caller's read, so that every tier of a context sees one snapshot).
 
         The keyword search, and the reading of its matches' rows, run while the query is
         embedded. The index is then asked for twice the dense pool with no filter at all (a
@@ -67,26 +65,25 @@ class Retriever:
         pending = query_embedding or self._queries.submit(query)
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
         conditions = memory_conditions(namespace_ids, filters, statuses)
-        with self._db.read() as session:
-            keyword = dict(keyword_search(session, query, namespace_ids, conditions, pool))
-            # keyword matches met `conditions` in their query: their rows need no other check
-            rows, stored = self._rows(session, list(keyword))
-            metrics.lap("sql")
-            embedding = pending.result()
-            metrics.lap("embedding")
-            hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
-            metrics.lap("vector_query")
-            in_scope = set(keyword) | _in_scope(
-                session, [hit.id for hit in hits if hit.id not in keyword], conditions
-            )
-            dense_hits = [hit for hit in hits if hit.id in in_scope][:dense_pool]
-            if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
-                where = vector_where(filters, statuses)
-                hits = self._nearest(embedding, dense_pool, namespace_ids, where)
-                in_scope = _in_scope(session, [hit.id for hit in hits], conditions)
-                dense_hits = [hit for hit in hits if hit.id in in_scope]
-            by_hit = {hit.id: hit for hit in dense_hits}
-            more_rows, more_stored = self._rows(session, [i for i in by_hit if i not in keyword])
+        keyword = dict(keyword_search(session, query, namespace_ids, conditions, pool))
+        # keyword matches met `conditions` in their query: their rows need no other check
+        rows, stored = self._rows(session, list(keyword))
+        metrics.lap("sql")
+        embedding = pending.result()
+        metrics.lap("embedding")
+        hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
+        metrics.lap("vector_query")
+        in_scope = set(keyword) | _in_scope(
+            session, [hit.id for hit in hits if hit.id not in keyword], conditions
+        )
+        dense_hits = [hit for hit in hits if hit.id in in_scope][:dense_pool]
+        if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
+            where = vector_where(filters, statuses)
+            hits = self._nearest(embedding, dense_pool, namespace_ids, where)
+            in_scope = _in_scope(session, [hit.id for hit in hits], conditions)
+            dense_hits = [hit for hit in hits if hit.id in in_scope]
+        by_hit = {hit.id: hit for hit in dense_hits}
+        more_rows, more_stored = self._rows(session, [i for i in by_hit if i not in keyword])
         metrics.lap("sql")
         candidates = self._candidates(
             [*rows, *more_rows], stored | more_stored, embedding, keyword, by_hit
@@ -115,6 +112,7 @@ class Retriever:
 
     def fetch(
         self,
+        session: Session,
         query: str,
         query_embedding: Sequence[float],
         ids: Sequence[str],
@@ -129,9 +127,8 @@ class Retriever:
             col(Memory.id).in_(list(ids)),
             *memory_conditions(namespace_ids, filters, statuses),
         ]
-        with self._db.read() as session:
-            keyword = dict(keyword_search(session, query, namespace_ids, conditions, len(ids)))
-            rows, stored = memories_with_vectors(session, conditions, self._embedding_model)
+        keyword = dict(keyword_search(session, query, namespace_ids, conditions, len(ids)))
+        rows, stored = memories_with_vectors(session, conditions, self._embedding_model)
         return self._candidates(rows, stored, query_embedding, keyword, {})
 
     def _candidates(

@@ -36,14 +36,20 @@ class SearchService:
         query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
         with self._db.read() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
-        metrics.lap("sql")
-        if not namespace_ids:
-            return []
-        statuses = requested_statuses(request.statuses, request.include_archived)
-        pool = max(request.k * 3, 30)
-        retrieved = self._retriever.retrieve(
-            request.query, namespace_ids, request, statuses, pool, query_embedding=query_embedding
-        )
+            metrics.lap("sql")
+            if not namespace_ids:
+                return []
+            statuses = requested_statuses(request.statuses, request.include_archived)
+            pool = max(request.k * 3, 30)
+            retrieved = self._retriever.retrieve(
+                session,
+                request.query,
+                namespace_ids,
+                request,
+                statuses,
+                pool,
+                query_embedding=query_embedding,
+            )
         candidates = retrieved.candidates
         if request.min_similarity is not None:
             candidates = [c for c in candidates if c.dense >= request.min_similarity]

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
@@ -47,6 +48,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = runtime or build_runtime(settings)
+        read_concurrency = app.state.runtime.settings.resolved_read_concurrency
+        app.state.read_slots = anyio.CapacityLimiter(read_concurrency)
         if owned:
             app.state.runtime.start_jobs()
         try:

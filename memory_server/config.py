@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests per minute per API key (token bucket, per process); 0 disables. "
         "The admin key is not limited.",
+    )
+    read_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many search and context calls do their CPU work (SQL, ranking, "
+        "packing) at once; the rest wait their turn with their query already being embedded. "
+        "Default: the number of CPUs.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = Field(
@@ -156,6 +164,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'memory.db').resolve()}"
+
+    @property
+    def resolved_read_concurrency(self) -> int:
+        return self.read_concurrency or os.cpu_count() or 1
 
     @property
     def chroma_path(self) -> Path:

@@ -4,8 +4,9 @@ and idempotent POST handling."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,6 +18,8 @@ from ..runtime import Runtime
 from ..schemas import ErrorBody
 from ..services.audit import AuditTrail
 from ..services.idempotency import request_fingerprint
+
+T = TypeVar("T")
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` in the thread pool, a
@@ -90,6 +93,15 @@ IdempotencyKey = Annotated[
         description="A retry with the same key gets the first response; nothing is written twice.",
     ),
 ]
+
+
+async def run_read(request: Request, work: Callable[[], T]) -> T:
+    """Run a search or context call's CPU work (SQL, ranking, packing) in the thread pool, at
+    most `read_concurrency` at a time. The work holds the GIL most of the time: with more calls
+    at once than cores, each waits longer for it and the query embeddings they wait on stall
+    too (8 clients on 2 cores: p95 0.7x with 2 at a time, docs/benchmarks.md)."""
+    limiter: anyio.CapacityLimiter = request.app.state.read_slots
+    return await anyio.to_thread.run_sync(work, limiter=limiter)
 
 
 def json_response(model: BaseModel) -> Response:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..ranking import Ranked
 from ..schemas import ScoreComponents, SearchHit, SearchRequest, SearchResponse
-from .deps import AuditDep, PrincipalDep, RuntimeDep, error_responses, json_response
+from .deps import AuditDep, PrincipalDep, RuntimeDep, error_responses, json_response, run_read
 from .memories import memory_public
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=error_responses(404, 503))
@@ -23,10 +23,19 @@ def _hit(ranked: Ranked) -> SearchHit:
 
 
 @router.post("/search", response_model=SearchResponse)
-def search(
-    body: SearchRequest, runtime: RuntimeDep, principal: PrincipalDep, audit: AuditDep
+async def search(
+    body: SearchRequest,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    audit: AuditDep,
 ) -> Response:
     """The `k` best memories for `query` within the filters: dense + keyword + recency + ..."""
-    ranked = runtime.search.search(principal, body)
-    audit.read("search", [r.memory.namespace_id for r in ranked])
-    return json_response(SearchResponse(query=body.query, results=[_hit(r) for r in ranked]))
+    query_embedding = runtime.queries.submit(body.query)  # embedded while this call waits
+
+    def work() -> Response:
+        ranked = runtime.search.search(principal, body, query_embedding)
+        audit.read("search", [r.memory.namespace_id for r in ranked])
+        return json_response(SearchResponse(query=body.query, results=[_hit(r) for r in ranked]))
+
+    return await run_read(request, work)

@@ -96,8 +96,14 @@ class ContextService:
         self._settings = settings
         self._summary_sources = summary_sources
 
-    def build(self, principal: Principal, request: ContextRequest) -> ContextResponse:
-        """Pack the context for `request`; `tokens_used` never exceeds `budget_tokens`."""
+    def build(
+        self,
+        principal: Principal,
+        request: ContextRequest,
+        query_embedding: Future[list[float]] | None = None,
+    ) -> ContextResponse:
+        """Pack the context for `request`; `tokens_used` never exceeds `budget_tokens`.
+        `query_embedding`: the query's embedding, if the caller already asked for it."""
         metrics.begin("context")
         model = request.model or self._settings.default_token_model
         counts: dict[str, int] = {}
@@ -107,7 +113,8 @@ class ContextService:
                 counts[text] = count_tokens(text, model)
             return counts[text]
 
-        query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
+        if query_embedding is None:
+            query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
         with self._db.read() as session:  # one snapshot for every tier
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             thread = self._recent_thread(session, namespace_ids, request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from .. import metrics
 from ..access import scope_namespace_ids
 from ..auth import Principal
@@ -30,10 +32,17 @@ class SearchService:
         self._retriever = retriever
         self._recorder = recorder
 
-    def search(self, principal: Principal, request: SearchRequest) -> list[Ranked]:
-        """The `k` best memories for the query within scope and filters, best first."""
+    def search(
+        self,
+        principal: Principal,
+        request: SearchRequest,
+        query_embedding: Future[list[float]] | None = None,
+    ) -> list[Ranked]:
+        """The `k` best memories for the query within scope and filters, best first.
+        `query_embedding`: the query's embedding, if the caller already asked for it."""
         metrics.begin("search")
-        query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
+        if query_embedding is None:
+            query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
         with self._db.read() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             metrics.lap("sql")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from memory_server.services.context import candidate_pool
 from memory_server.tokens import count_tokens
+from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients, server_settings
 from tests.test_packing import MODELS
 
 
@@ -322,3 +325,63 @@ def test_context_endpoint_never_exceeds_the_budget(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["tokens_used"] == count_tokens(body["context"], model) <= budget
+
+
+def _peak_concurrent_builds(tmp_path, read_concurrency: int) -> tuple[int, list[bool]]:
+    """Send 4 context calls at once to a server allowing `read_concurrency` at a time; return
+    how many builds ran at once at most, and whether each build found its query's embedding
+    already computed when it started."""
+    live = LiveServer(
+        server_settings(
+            tmp_path / f"var{read_concurrency}", None, read_concurrency=read_concurrency
+        )
+    ).start()
+    try:
+        runtime = live.app.state.runtime
+        build = runtime.context.build
+        lock = threading.Lock()
+        running, peak, embedded_first = 0, 0, []
+
+        def observed(principal, request, query_embedding=None):
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+                embedded_first.append(query_embedding is not None and query_embedding.done())
+            try:
+                time.sleep(0.3)  # long enough for the others to arrive and queue
+                return build(principal, request, query_embedding)
+            finally:
+                with lock:
+                    running -= 1
+
+        runtime.context.build = observed
+        with live.client(ADMIN_KEY) as admin:
+            agent_id = admin.post("/v1/agents", json={"name": "gardener"}).json()["id"]
+            key = admin.post(f"/v1/agents/{agent_id}/keys", json={}).json()["key"]
+        with live.client(key) as agent:
+            _write(agent, [{"kind": "note", "content": "The tomato bed is watered at dawn"}])
+            queries = [f"when is bed {i} watered?" for i in range(4)]
+            with ThreadPoolExecutor(4) as pool:
+                calls = [
+                    pool.submit(agent.post, "/v1/context", json={"query": q, "budget_tokens": 200})
+                    for q in queries
+                ]
+                responses = [call.result() for call in calls]
+        assert [r.status_code for r in responses] == [200] * 4
+        assert all(r.json()["items"] for r in responses)
+        return peak, embedded_first
+    finally:
+        live.stop()
+        release_chroma_clients()
+
+
+def test_context_calls_take_turns_beyond_read_concurrency_with_queries_embedded_meanwhile(
+    tmp_path,
+) -> None:
+    peak, embedded_first = _peak_concurrent_builds(tmp_path, read_concurrency=1)
+    assert peak == 1
+    # the three that waited found their query embedded while they waited
+    assert sum(embedded_first) >= 3
+    peak, _ = _peak_concurrent_builds(tmp_path, read_concurrency=4)
+    assert peak > 1

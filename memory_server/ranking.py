@@ -15,6 +15,7 @@ outright.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections.abc import Sequence
@@ -217,34 +218,59 @@ def rank(
     if not pool:
         return [], rejected
     similarity = _similarity_matrix(pool)
-    scores = np.array([item.score for item in pool])
-    overlap = np.zeros(len(pool))  # each candidate's highest similarity to anything chosen
-    open_ = np.ones(len(pool), dtype=bool)
-    chosen: list[int] = []
-    while open_.any() and (limit is None or len(chosen) < limit):
-        value = (1 - options.diversity) * scores - options.diversity * redundancy(
-            overlap, options.diversity_threshold
-        )
-        index = int(np.argmax(np.where(open_, value, -np.inf)))
-        open_[index] = False
-        if chosen and overlap[index] >= options.duplicate_similarity:
-            twin = chosen[int(np.argmax(similarity[index, chosen]))]
-            rejected.append(
-                Rejected(pool[index].memory, "duplicate", pool[index].score, pool[twin].memory.id)
-            )
-            continue
-        chosen.append(index)
-        overlap = np.maximum(overlap, similarity[index])
-    rejected.extend(
-        Rejected(pool[i].memory, "over_limit", pool[i].score) for i in np.flatnonzero(open_)
+    chosen, duplicates = select_diverse(
+        [item.score for item in pool], similarity, options, limit=limit
     )
+    rejected.extend(
+        Rejected(pool[i].memory, "duplicate", pool[i].score, pool[twin].memory.id)
+        for i, twin in duplicates
+    )
+    left = sorted(set(range(len(pool))) - set(chosen) - {i for i, _ in duplicates})
+    rejected.extend(Rejected(pool[i].memory, "over_limit", pool[i].score) for i in left)
     return [pool[i] for i in chosen], rejected
 
 
-def redundancy(overlap: np.ndarray, threshold: float) -> np.ndarray:
-    """How redundant each candidate is, in [0, 1], given its highest similarity to anything
+def select_diverse(
+    scores: Sequence[float],
+    similarity: np.ndarray,
+    options: RankingOptions,
+    *,
+    limit: int | None = None,
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Greedy maximal marginal relevance: (the chosen indices in order, (duplicate, its twin)).
+
+    Each step picks the candidate of highest value, (1 - diversity) * score - diversity *
+    redundancy (the latter from its highest similarity to anything chosen), ties to the lower
+    index; one at least `duplicate_similarity` close to a pick is a duplicate instead. Values only
+    fall as picks accumulate, so the search is lazy: a candidate's value is brought up to date
+    when it reaches the top of the heap, and it is picked if it is still on top. The same picks as
+    recomputing every value at every step, at a fraction of the numpy calls.
+    """
+    keep = 1 - options.diversity
+    heap = [(-keep * score, index) for index, score in enumerate(scores)]  # no redundancy yet
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    duplicates: list[tuple[int, int]] = []
+    while heap and (limit is None or len(chosen) < limit):
+        _, index = heapq.heappop(heap)
+        overlap = float(similarity[index, chosen].max()) if chosen else 0.0
+        value = keep * scores[index] - options.diversity * redundancy(
+            overlap, options.diversity_threshold
+        )
+        if heap and (-value, index) > heap[0]:
+            heapq.heappush(heap, (-value, index))  # another may now be worth more
+            continue
+        if chosen and overlap >= options.duplicate_similarity:
+            duplicates.append((index, chosen[int(np.argmax(similarity[index, chosen]))]))
+            continue
+        chosen.append(index)
+    return chosen, duplicates
+
+
+def redundancy(overlap: float, threshold: float) -> float:
+    """How redundant a candidate is, in [0, 1], given its highest similarity to anything
     chosen: 0 up to `threshold`, rising linearly to 1 at identical."""
-    return np.maximum(overlap - threshold, 0.0) / (1.0 - threshold)
+    return max(overlap - threshold, 0.0) / (1.0 - threshold)
 
 
 def _similarity_matrix(pool: Sequence[Ranked]) -> np.ndarray:

@@ -6,6 +6,9 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from memory_server.embeddings import load_embedder
 from memory_server.keyword import STRONG_MATCH, query_terms
@@ -19,6 +22,7 @@ from memory_server.ranking import (
     length_factor,
     rank,
     score_candidates,
+    select_diverse,
 )
 from memory_server.records import MemoryRecord
 from memory_server.statements import StatementEmbedder, asks_only, statement_text
@@ -137,3 +141,55 @@ def test_diversity_penalises_only_similarity_above_its_threshold() -> None:
 
     assert order(0.75) == ["a", "related", "unrelated", "rephrased"]
     assert order(0.0) == ["a", "unrelated", "related", "rephrased"]
+
+
+def _greedy_reference(
+    scores: list[float], similarity: np.ndarray, options: RankingOptions, limit: int | None
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """MMR as defined: every open candidate's value recomputed at every step."""
+    chosen: list[int] = []
+    duplicates: list[tuple[int, int]] = []
+    open_ = list(range(len(scores)))
+    while open_ and (limit is None or len(chosen) < limit):
+
+        def value(i: int) -> float:
+            overlap = max((float(similarity[i, c]) for c in chosen), default=0.0)
+            penalty = max(overlap - options.diversity_threshold, 0.0)
+            penalty /= 1.0 - options.diversity_threshold
+            return (1 - options.diversity) * scores[i] - options.diversity * penalty
+
+        best = max(open_, key=lambda i: (value(i), -i))
+        open_.remove(best)
+        overlaps = [float(similarity[best, c]) for c in chosen]
+        if chosen and max(overlaps) >= options.duplicate_similarity:
+            duplicates.append((best, chosen[int(np.argmax(overlaps))]))
+            continue
+        chosen.append(best)
+    return chosen, duplicates
+
+
+@hyp_settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 40),
+    diversity=st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]),
+    threshold=st.sampled_from([0.0, 0.5, 0.75, 0.95]),
+    duplicate=st.sampled_from([0.8, 0.93, 1.0]),
+    limit=st.one_of(st.none(), st.integers(1, 40)),
+)
+def test_lazy_mmr_picks_what_recomputing_every_value_picks(
+    seed: int, size: int, diversity: float, threshold: float, duplicate: float, limit: int | None
+) -> None:
+    """`select_diverse` updates values lazily; it must choose, in order, what plain greedy MMR
+    chooses, including ties (coarse scores) and near-duplicates (vectors repeated with noise)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(max(1, size // 3), 6))
+    vectors = base[rng.integers(0, len(base), size)] + rng.normal(scale=0.2, size=(size, 6))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    similarity = (vectors @ vectors.T).astype(np.float32)
+    scores = [float(s) for s in np.round(rng.uniform(0, 1, size), 1)]
+    options = RankingOptions(
+        diversity=diversity, diversity_threshold=threshold, duplicate_similarity=duplicate
+    )
+    expected = _greedy_reference(scores, similarity, options, limit)
+    assert select_diverse(scores, similarity, options, limit=limit) == expected

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import gc
 import os
 import stat
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from memory_server.auth import ensure_admin_key
+from memory_server.cli import freeze_startup_heap
 from memory_server.config import Settings
 
 
@@ -90,3 +93,25 @@ def test_settings_are_immutable() -> None:
     settings = Settings(admin_key="y" * 16)
     with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_read_concurrency_defaults_to_the_cpus() -> None:
+    assert Settings().resolved_read_concurrency == (os.cpu_count() or 1)
+    assert Settings(read_concurrency=3).resolved_read_concurrency == 3
+    with pytest.raises(ValidationError):
+        Settings(read_concurrency=0)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the collector frees it
+
+
+def test_serving_freezes_what_startup_built_after_collecting_its_garbage() -> None:
+    garbage = weakref.ref(_Node())
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen == gc.get_freeze_count() > 0
+        assert garbage() is None  # collected first, not kept forever
+    finally:
+        gc.unfreeze()

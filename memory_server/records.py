@@ -2,9 +2,10 @@
 
 Search and context read 40 to 120 memories per call and change none. An ORM `Memory` costs far
 more to build than the row it comes from (identity map, attribute instrumentation, the model's own
-machinery), and at 8 concurrent clients building them held the GIL longer than anything else in a
-context call (docs/benchmarks.md). Those paths read `MemoryRecord`s instead: the same fields, from
-a Core select of the same table, decoded by the same column types (UTC datetimes, JSON).
+machinery): at 8 concurrent clients, reading the candidates as ORM objects was the largest single
+holder of the GIL in a context call, about half of it building the objects (docs/benchmarks.md).
+Those paths read `MemoryRecord`s instead: the same fields, from a Core select of the same table,
+decoded by the same column types (UTC datetimes, JSON).
 """
 
 from __future__ import annotations

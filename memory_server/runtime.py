@@ -181,7 +181,7 @@ def build_runtime(
         queries=queries,
         recorder=recorder,
         search=SearchService(db, retriever, recorder),
-        context=ContextService(db, retriever, recorder, settings, memories.summary_sources),
+        context=ContextService(db, retriever, recorder, settings),
         embeddings=EmbeddingService(memories, vectors, embedder, queries),
         sharing=SharingService(db),
         audit=AuditService(db),

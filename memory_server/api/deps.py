@@ -99,7 +99,7 @@ async def run_read(request: Request, work: Callable[[], T]) -> T:
     """Run a search or context call's CPU work (SQL, ranking, packing) in the thread pool, at
     most `read_concurrency` at a time. The work holds the GIL most of the time: with more calls
     at once than cores, each waits longer for it and the query embeddings they wait on stall
-    too (8 clients on 2 cores: p95 0.7x with 2 at a time, docs/benchmarks.md)."""
+    too (8 clients on 2 cores: p95 0.67x with 2 at a time, docs/benchmarks.md)."""
     limiter: anyio.CapacityLimiter = request.app.state.read_slots
     return await anyio.to_thread.run_sync(work, limiter=limiter)
 

@@ -13,7 +13,7 @@ and stands in for them when they do not fit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -40,6 +40,7 @@ from ..schemas import (
     ScoreComponents,
 )
 from ..tokens import count_tokens
+from .memories import summary_sources
 from .retrieval import Retriever
 from .search import requested_statuses
 from .usage import AccessRecorder
@@ -88,13 +89,11 @@ class ContextService:
         retriever: Retriever,
         recorder: AccessRecorder,
         settings: Settings,
-        summary_sources: Callable[[Sequence[str]], dict[str, list[str]]],
     ):
         self._db = db
         self._retriever = retriever
         self._recorder = recorder
         self._settings = settings
-        self._summary_sources = summary_sources
 
     def build(
         self,
@@ -242,7 +241,7 @@ class ContextService:
                 continue
             candidates.append(candidate)
         summaries = [c.memory.id for c in candidates if c.memory.kind == "summary"]
-        sources = self._summary_sources(summaries) if summaries else {}
+        sources = summary_sources(session, summaries)
         present = {c.memory.id for c in candidates} | taken
         unseen = [s for ids in sources.values() for s in ids if s not in present]
         candidates += self._retriever.fetch(

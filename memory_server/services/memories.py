@@ -658,19 +658,6 @@ class MemoryService:
             ) from None
         return summary
 
-    def summary_sources(self, summary_ids: Sequence[str]) -> dict[str, list[str]]:
-        """The direct sources of each summary in `summary_ids` (for context to de-duplicate)."""
-        if not summary_ids:
-            return {}
-        with self._db.read() as session:
-            rows = session.exec(
-                select(MemoryLink).where(col(MemoryLink.summary_id).in_(list(summary_ids)))
-            ).all()
-        sources: dict[str, list[str]] = {}
-        for link in rows:
-            sources.setdefault(link.summary_id, []).append(link.source_id)
-        return sources
-
     def provenance(self, principal: Principal, memory_id: str) -> ProvenanceNode:
         """A memory and, for a summary, the tree of entries it was condensed from.
 
@@ -808,3 +795,16 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidRequest(
             "cursor is not one this server issued.", code="invalid_cursor"
         ) from None
+
+
+def summary_sources(session: Session, summary_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The direct sources of each summary in `summary_ids` (for context to de-duplicate)."""
+    if not summary_ids:
+        return {}
+    rows = session.exec(
+        select(MemoryLink).where(col(MemoryLink.summary_id).in_(list(summary_ids)))
+    ).all()
+    sources: dict[str, list[str]] = {}
+    for link in rows:
+        sources.setdefault(link.summary_id, []).append(link.source_id)
+    return sources

@@ -327,15 +327,10 @@ def test_context_endpoint_never_exceeds_the_budget(
     assert body["tokens_used"] == count_tokens(body["context"], model) <= budget
 
 
-def _peak_concurrent_builds(tmp_path, read_concurrency: int) -> tuple[int, list[bool]]:
-    """Send 4 context calls at once to a server allowing `read_concurrency` at a time; return
-    how many builds ran at once at most, and whether each build found its query's embedding
-    already computed when it started."""
-    live = LiveServer(
-        server_settings(
-            tmp_path / f"var{read_concurrency}", None, read_concurrency=read_concurrency
-        )
-    ).start()
+def test_context_calls_take_turns_beyond_read_concurrency_with_queries_embedded_meanwhile(
+    tmp_path,
+) -> None:
+    live = LiveServer(server_settings(tmp_path / "var", None, read_concurrency=1)).start()
     try:
         runtime = live.app.state.runtime
         build = runtime.context.build
@@ -361,27 +356,29 @@ def _peak_concurrent_builds(tmp_path, read_concurrency: int) -> tuple[int, list[
             key = admin.post(f"/v1/agents/{agent_id}/keys", json={}).json()["key"]
         with live.client(key) as agent:
             _write(agent, [{"kind": "note", "content": "The tomato bed is watered at dawn"}])
-            queries = [f"when is bed {i} watered?" for i in range(4)]
-            with ThreadPoolExecutor(4) as pool:
-                calls = [
-                    pool.submit(agent.post, "/v1/context", json={"query": q, "budget_tokens": 200})
-                    for q in queries
-                ]
-                responses = [call.result() for call in calls]
-        assert [r.status_code for r in responses] == [200] * 4
-        assert all(r.json()["items"] for r in responses)
-        return peak, embedded_first
+
+            def four_at_once(round_: int) -> None:
+                nonlocal peak
+                peak, embedded_first[:] = 0, []
+                queries = [f"when is bed {i} watered? ({round_})" for i in range(4)]
+                with ThreadPoolExecutor(4) as pool:
+                    calls = [
+                        pool.submit(
+                            agent.post, "/v1/context", json={"query": q, "budget_tokens": 200}
+                        )
+                        for q in queries
+                    ]
+                    responses = [call.result() for call in calls]
+                assert [r.status_code for r in responses] == [200] * 4
+                assert all(r.json()["items"] for r in responses)
+
+            four_at_once(1)
+            assert peak == 1
+            # the three that waited found their query embedded while they waited
+            assert sum(embedded_first) >= 3
+            live.app.state.read_slots.total_tokens = 4  # as MEMORY_READ_CONCURRENCY=4 would
+            four_at_once(2)
+            assert peak > 1
     finally:
         live.stop()
         release_chroma_clients()
-
-
-def test_context_calls_take_turns_beyond_read_concurrency_with_queries_embedded_meanwhile(
-    tmp_path,
-) -> None:
-    peak, embedded_first = _peak_concurrent_builds(tmp_path, read_concurrency=1)
-    assert peak == 1
-    # the three that waited found their query embedded while they waited
-    assert sum(embedded_first) >= 3
-    peak, _ = _peak_concurrent_builds(tmp_path, read_concurrency=4)
-    assert peak > 1

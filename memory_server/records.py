@@ -58,7 +58,7 @@ class MemoryRecord:
         return cls(*(getattr(memory, name) for name in FIELD_NAMES))
 
     def public_fields(self) -> dict[str, Any]:
-        """Every field by name, `meta` included (the API calls it `metadata`)."""
+        """Every field by name, as `Memory.model_dump()` gives them (`meta` included)."""
         return {name: getattr(self, name) for name in FIELD_NAMES}
 
 

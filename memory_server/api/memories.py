@@ -37,7 +37,8 @@ router = APIRouter(
 
 def memory_public(memory: Memory | MemoryRecord) -> MemoryPublic:
     fields = memory.public_fields() if isinstance(memory, MemoryRecord) else memory.model_dump()
-    return MemoryPublic(**fields, metadata=fields.pop("meta"))
+    metadata = fields.pop("meta")  # the API calls it `metadata`
+    return MemoryPublic(**fields, metadata=metadata)
 
 
 def _result(outcome: WriteOutcome) -> MemoryWriteResult:

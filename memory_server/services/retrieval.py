@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from .. import metrics
 from ..embeddings import QueryEmbedder
@@ -73,22 +73,57 @@ class Retriever:
         metrics.lap("embedding")
         hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
         metrics.lap("vector_query")
-        in_scope = set(keyword) | _in_scope(
-            session, [hit.id for hit in hits if hit.id not in keyword], conditions
+        dense_hits, more_rows, more_stored = self._hits_in_scope(
+            session, hits, dense_pool, keyword, conditions
         )
-        dense_hits = [hit for hit in hits if hit.id in in_scope][:dense_pool]
         if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
             where = vector_where(filters, statuses)
             hits = self._nearest(embedding, dense_pool, namespace_ids, where)
-            in_scope = _in_scope(session, [hit.id for hit in hits], conditions)
-            dense_hits = [hit for hit in hits if hit.id in in_scope]
+            dense_hits, more_rows, more_stored = self._hits_in_scope(
+                session, hits, dense_pool, keyword, conditions
+            )
         by_hit = {hit.id: hit for hit in dense_hits}
-        more_rows, more_stored = self._rows(session, [i for i in by_hit if i not in keyword])
         metrics.lap("sql")
         candidates = self._candidates(
             [*rows, *more_rows], stored | more_stored, embedding, keyword, by_hit
         )
         return Retrieved(candidates=candidates, query_embedding=embedding)
+
+    def _hits_in_scope(
+        self,
+        session: Session,
+        hits: Sequence[VectorHit],
+        pool: int,
+        keyword: dict[str, float],
+        conditions: Sequence[ColumnElement[bool]],
+    ) -> tuple[list[VectorHit], list[MemoryRecord], dict[str, np.ndarray]]:
+        """The nearest `pool` of `hits` that meet `conditions`, with the rows and vectors of
+        those not among the `keyword` matches (whose rows were read, in scope, already).
+
+        Reading the rows is the scope check: the nearest `pool` hits are read with `conditions`
+        in one query, and the farther ones only when some of those were out of scope."""
+        chosen: list[VectorHit] = []
+        rows: list[MemoryRecord] = []
+        stored: dict[str, np.ndarray] = {}
+        for batch in (hits[:pool], hits[pool:]):
+            wanted = pool - len(chosen)
+            if wanted <= 0 or not batch:
+                break
+            unread = [hit.id for hit in batch if hit.id not in keyword]
+            found, vectors = (
+                memories_with_vectors(
+                    session, [col(Memory.id).in_(unread), *conditions], self._embedding_model
+                )
+                if unread
+                else ([], {})
+            )
+            in_scope = {memory.id for memory in found}
+            taken = [hit for hit in batch if hit.id in keyword or hit.id in in_scope][:wanted]
+            kept = {hit.id for hit in taken}
+            chosen += taken
+            rows += [memory for memory in found if memory.id in kept]
+            stored |= {id_: vector for id_, vector in vectors.items() if id_ in kept}
+        return chosen, rows, stored
 
     def _rows(
         self, session: Session, ids: Sequence[str]
@@ -171,13 +206,3 @@ class Retriever:
             )
         return candidates
 
-
-def _in_scope(
-    session: Session, ids: Sequence[str], conditions: Sequence[ColumnElement[bool]]
-) -> set[str]:
-    """Which of `ids` meet `conditions` (in scope, status, filters): ids only, no rows built."""
-    if not ids:
-        return set()
-    unique = list(dict.fromkeys(ids))
-    statement = select(Memory.id).where(col(Memory.id).in_(unique), *conditions)
-    return set(session.exec(statement).all())

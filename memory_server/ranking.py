@@ -244,16 +244,19 @@ def select_diverse(
     index; one at least `duplicate_similarity` close to a pick is a duplicate instead. Values only
     fall as picks accumulate, so the search is lazy: a candidate's value is brought up to date
     when it reaches the top of the heap, and it is picked if it is still on top. The same picks as
-    recomputing every value at every step, at a fraction of the numpy calls.
+    recomputing every value at every step, at a fraction of the cost: each candidate's highest
+    similarity to the picks so far is kept up to date with one numpy call per pick.
     """
     keep = 1 - options.diversity
     heap = [(-keep * score, index) for index, score in enumerate(scores)]  # no redundancy yet
     heapq.heapify(heap)
     chosen: list[int] = []
     duplicates: list[tuple[int, int]] = []
+    closest = np.full(len(scores), -np.inf, dtype=similarity.dtype)  # to anything chosen
+    overlaps: list[float] = []  # `closest` as Python floats, read once per pop
     while heap and (limit is None or len(chosen) < limit):
         _, index = heapq.heappop(heap)
-        overlap = float(similarity[index, chosen].max()) if chosen else 0.0
+        overlap = overlaps[index] if chosen else 0.0
         value = keep * scores[index] - options.diversity * redundancy(
             overlap, options.diversity_threshold
         )
@@ -264,6 +267,8 @@ def select_diverse(
             duplicates.append((index, chosen[int(np.argmax(similarity[index, chosen]))]))
             continue
         chosen.append(index)
+        np.maximum(closest, similarity[index], out=closest)
+        overlaps = closest.tolist()
     return chosen, duplicates
 
 

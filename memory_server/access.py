@@ -7,8 +7,11 @@ so ids cannot be probed; a caller who may read but not write gets 403.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from .auth import Principal
@@ -29,8 +32,18 @@ _BY_GRANT = {
 _ALL = frozenset(Action)
 
 
+class OwnedNamespace(Protocol):
+    """What the rule needs to know of a namespace: a `Namespace`, or a row read for the rule."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def owner_agent_id(self) -> str: ...
+
+
 def allowed_actions(
-    principal: Principal, namespace: Namespace, grant_permission: str | None
+    principal: Principal, namespace: OwnedNamespace, grant_permission: str | None
 ) -> frozenset[Action]:
     """The one rule: what `principal` may do in `namespace`, given its grant there (if any)."""
     if principal.is_admin:
@@ -111,12 +124,57 @@ def readable_namespaces(session: Session, principal: Principal) -> list[tuple[Na
     return sorted(readable, key=lambda pair: pair[0].id)
 
 
+@dataclass(frozen=True, slots=True)
+class _NamespaceRow:
+    id: str
+    owner_agent_id: str
+
+
+_NAMESPACES: sa.Table = Namespace.__table__  # type: ignore[attr-defined]
+_GRANTS: sa.Table = Grant.__table__  # type: ignore[attr-defined]
+# Built once: every search and context call asks it (SQLAlchemy keeps the compiled form).
+_ALL_NAMESPACE_IDS = sa.select(_NAMESPACES.c.id)
+_OWNED_OR_GRANTED = (
+    sa.select(_NAMESPACES.c.id, _NAMESPACES.c.owner_agent_id, _GRANTS.c.permission)
+    .select_from(
+        _NAMESPACES.outerjoin(
+            _GRANTS,
+            sa.and_(
+                _GRANTS.c.namespace_id == _NAMESPACES.c.id,
+                _GRANTS.c.agent_id == sa.bindparam("agent_id"),
+            ),
+        )
+    )
+    .where(
+        sa.or_(
+            _NAMESPACES.c.owner_agent_id == sa.bindparam("agent_id"),
+            _GRANTS.c.agent_id == sa.bindparam("agent_id"),
+        )
+    )
+)
+
+
+def readable_namespace_ids(session: Session, principal: Principal) -> list[str]:
+    """The ids of the namespaces `readable_namespaces` lists, in the same order: one query of
+    plain rows, by the same rule, for the read paths that need only the ids."""
+    connection = session.connection()
+    if principal.is_admin:
+        return sorted(connection.scalars(_ALL_NAMESPACE_IDS))
+    rows = connection.execute(_OWNED_OR_GRANTED, {"agent_id": principal.agent_id})
+    return sorted(
+        row.id
+        for row in rows
+        if Action.READ
+        in allowed_actions(principal, _NamespaceRow(row.id, row.owner_agent_id), row.permission)
+    )
+
+
 def namespace_permission(session: Session, principal: Principal, namespace: Namespace) -> str:
     """The caller's access to a namespace it may read: owner, write, read or admin."""
     return _label(principal, namespace, _grant_permission(session, principal, namespace.id))
 
 
-def _label(principal: Principal, namespace: Namespace, grant_permission: str | None) -> str:
+def _label(principal: Principal, namespace: OwnedNamespace, grant_permission: str | None) -> str:
     if principal.is_admin:
         return "admin"
     if namespace.owner_agent_id == principal.agent_id:
@@ -135,4 +193,4 @@ def scope_namespace_ids(
         for namespace_id in ids:
             authorize_namespace(session, principal, namespace_id, Action.READ)
         return ids
-    return [namespace.id for namespace, _ in readable_namespaces(session, principal)]
+    return readable_namespace_ids(session, principal)

@@ -10,7 +10,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session
 
 from .config import Settings
 from .errors import Unauthorized
@@ -75,11 +76,25 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+_KEYS: sa.Table = ApiKey.__table__  # type: ignore[attr-defined]
+# Every request looks its key up: one statement built once (SQLAlchemy keeps its compiled form),
+# reading only what the check needs, as a row rather than an ORM object.
+_KEY_BY_HASH = sa.select(
+    _KEYS.c.id,
+    _KEYS.c.agent_id,
+    _KEYS.c.read_only,
+    _KEYS.c.namespace_ids,
+    _KEYS.c.expires_at,
+    _KEYS.c.revoked_at,
+).where(_KEYS.c.key_hash == sa.bindparam("key_hash"))
+
+
 def authenticate(session: Session, token: str, admin_key: str) -> Principal:
     """Resolve a bearer token to its Principal, or raise Unauthorized."""
     if hmac.compare_digest(token.encode(), admin_key.encode()):
         return ADMIN
-    api_key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_api_key(token))).first()
+    found = session.connection().execute(_KEY_BY_HASH, {"key_hash": hash_api_key(token)})
+    api_key = found.first()
     if api_key is None:
         raise Unauthorized("Invalid API key.", code="invalid_api_key")
     now = datetime.now(UTC)

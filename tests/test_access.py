@@ -29,7 +29,9 @@ def test_readable_namespace_ids_are_the_readable_namespaces(
             for name in ("owner", "reader", "writer", "stranger")
         )
         as_owner = Principal(agent_id=owner.id, key_id=None)
-        shared = [namespaces.create(as_owner, NamespaceCreate(name=f"shared-{i}")) for i in range(3)]
+        shared = [
+            namespaces.create(as_owner, NamespaceCreate(name=f"shared-{i}")) for i in range(3)
+        ]
         sharing.grant(as_owner, shared[0].id, GrantCreate(agent_id=reader.id, permission="read"))
         sharing.grant(as_owner, shared[1].id, GrantCreate(agent_id=reader.id, permission="write"))
         sharing.grant(as_owner, shared[1].id, GrantCreate(agent_id=writer.id, permission="write"))

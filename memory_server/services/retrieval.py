@@ -205,4 +205,3 @@ class Retriever:
                 )
             )
         return candidates
-

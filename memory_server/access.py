@@ -134,23 +134,15 @@ _NAMESPACES: sa.Table = Namespace.__table__  # type: ignore[attr-defined]
 _GRANTS: sa.Table = Grant.__table__  # type: ignore[attr-defined]
 # Built once: every search and context call asks it (SQLAlchemy keeps the compiled form).
 _ALL_NAMESPACE_IDS = sa.select(_NAMESPACES.c.id)
-_OWNED_OR_GRANTED = (
+# Two indexed lookups (by owner; by grantee), not one join with an OR across both tables, which
+# would scan every namespace on each call.
+_OWNED_OR_GRANTED = sa.union_all(
+    sa.select(_NAMESPACES.c.id, _NAMESPACES.c.owner_agent_id, sa.null().label("permission")).where(
+        _NAMESPACES.c.owner_agent_id == sa.bindparam("agent_id")
+    ),
     sa.select(_NAMESPACES.c.id, _NAMESPACES.c.owner_agent_id, _GRANTS.c.permission)
-    .select_from(
-        _NAMESPACES.outerjoin(
-            _GRANTS,
-            sa.and_(
-                _GRANTS.c.namespace_id == _NAMESPACES.c.id,
-                _GRANTS.c.agent_id == sa.bindparam("agent_id"),
-            ),
-        )
-    )
-    .where(
-        sa.or_(
-            _NAMESPACES.c.owner_agent_id == sa.bindparam("agent_id"),
-            _GRANTS.c.agent_id == sa.bindparam("agent_id"),
-        )
-    )
+    .join(_GRANTS, _GRANTS.c.namespace_id == _NAMESPACES.c.id)
+    .where(_GRANTS.c.agent_id == sa.bindparam("agent_id")),
 )
 
 
@@ -162,10 +154,12 @@ def readable_namespace_ids(session: Session, principal: Principal) -> list[str]:
         return sorted(connection.scalars(_ALL_NAMESPACE_IDS))
     rows = connection.execute(_OWNED_OR_GRANTED, {"agent_id": principal.agent_id})
     return sorted(
-        row.id
-        for row in rows
-        if Action.READ
-        in allowed_actions(principal, _NamespaceRow(row.id, row.owner_agent_id), row.permission)
+        {
+            row.id
+            for row in rows
+            if Action.READ
+            in allowed_actions(principal, _NamespaceRow(row.id, row.owner_agent_id), row.permission)
+        }
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import event
+
 from memory_server.access import readable_namespace_ids, readable_namespaces
 from memory_server.auth import ADMIN, Principal
 from memory_server.config import Settings
@@ -75,5 +77,39 @@ def test_readable_namespace_ids_are_the_readable_namespaces(
                 ids = readable_namespace_ids(session, principal)
                 listed = [namespace.id for namespace, _ in readable_namespaces(session, principal)]
             assert ids == listed == sorted(str(i) for i in expected), name
+    finally:
+        db.dispose()
+
+
+def test_scoping_a_call_looks_namespaces_up_by_index_not_by_scanning(tmp_path: Path) -> None:
+    """Every search and context call scopes itself: on SQLite, each statement that
+    `readable_namespace_ids` runs for an agent searches an index, so its cost does not grow with
+    the number of namespaces in the store."""
+    db = Database(Settings(data_dir=tmp_path).resolved_database_url)
+    try:
+        migrate(db.engine)
+        agent = AgentService(db).create_agent(AgentCreate(name="scoped"))
+        statements: list[tuple[str, object]] = []
+
+        def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+            statements.append((statement, parameters))
+
+        event.listen(db.engine, "before_cursor_execute", capture)
+        with db.read() as session:
+            ids = readable_namespace_ids(session, Principal(agent_id=agent.id, key_id=None))
+        event.remove(db.engine, "before_cursor_execute", capture)
+        assert ids == [agent.default_namespace_id]
+        selects = [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
+        assert selects
+        with db.engine.connect() as connection:
+            for statement, parameters in selects:
+                plan = [
+                    row[-1]
+                    for row in connection.exec_driver_sql(
+                        "EXPLAIN QUERY PLAN " + statement,
+                        parameters,  # type: ignore[arg-type]
+                    )
+                ]
+                assert not [step for step in plan if step.startswith("SCAN")], plan
     finally:
         db.dispose()

@@ -103,27 +103,6 @@ def authorize_memory(
     return memory
 
 
-def readable_namespaces(session: Session, principal: Principal) -> list[tuple[Namespace, str]]:
-    """Every namespace `principal` may read, with its permission there (owner/write/read/admin)."""
-    if principal.is_admin:
-        return [(ns, "admin") for ns in session.exec(select(Namespace).order_by(col(Namespace.id)))]
-    owned = session.exec(
-        select(Namespace).where(Namespace.owner_agent_id == principal.agent_id)
-    ).all()
-    granted = session.exec(
-        select(Namespace, Grant.permission)
-        .join(Grant, col(Grant.namespace_id) == col(Namespace.id))
-        .where(Grant.agent_id == principal.agent_id)
-    ).all()
-    candidates = [(ns, None) for ns in owned] + [(ns, perm) for ns, perm in granted]
-    readable = [
-        (namespace, _label(principal, namespace, permission))
-        for namespace, permission in candidates
-        if Action.READ in allowed_actions(principal, namespace, permission)
-    ]
-    return sorted(readable, key=lambda pair: pair[0].id)
-
-
 @dataclass(frozen=True, slots=True)
 class _NamespaceRow:
     id: str
@@ -146,21 +125,40 @@ _OWNED_OR_GRANTED = sa.union_all(
 )
 
 
-def readable_namespace_ids(session: Session, principal: Principal) -> list[str]:
-    """The ids of the namespaces `readable_namespaces` lists, in the same order: one query of
-    plain rows, by the same rule, for the read paths that need only the ids."""
-    connection = session.connection()
+def _readable_by_agent(session: Session, principal: Principal) -> dict[str, str | None]:
+    """For an agent (not the admin): each namespace it may read, with its grant there (None
+    where it owns it). One query of plain rows (owned or granted), judged by `allowed_actions`."""
+    rows = session.connection().execute(_OWNED_OR_GRANTED, {"agent_id": principal.agent_id})
+    return {
+        row.id: row.permission
+        for row in rows
+        if Action.READ
+        in allowed_actions(principal, _NamespaceRow(row.id, row.owner_agent_id), row.permission)
+    }
+
+
+def readable_namespaces(session: Session, principal: Principal) -> list[tuple[Namespace, str]]:
+    """Every namespace `principal` may read, with its permission there (owner/write/read/admin),
+    in id order."""
     if principal.is_admin:
-        return sorted(connection.scalars(_ALL_NAMESPACE_IDS))
-    rows = connection.execute(_OWNED_OR_GRANTED, {"agent_id": principal.agent_id})
-    return sorted(
-        {
-            row.id
-            for row in rows
-            if Action.READ
-            in allowed_actions(principal, _NamespaceRow(row.id, row.owner_agent_id), row.permission)
-        }
-    )
+        namespaces = session.exec(select(Namespace)).all()
+        return [(ns, "admin") for ns in sorted(namespaces, key=lambda ns: ns.id)]
+    readable = _readable_by_agent(session, principal)
+    if not readable:
+        return []
+    namespaces = session.exec(select(Namespace).where(col(Namespace.id).in_(list(readable)))).all()
+    return [
+        (namespace, _label(principal, namespace, readable[namespace.id]))
+        for namespace in sorted(namespaces, key=lambda ns: ns.id)
+    ]
+
+
+def readable_namespace_ids(session: Session, principal: Principal) -> list[str]:
+    """The ids of the namespaces `readable_namespaces` lists, in the same order, without loading
+    the namespaces: what search and context scope to."""
+    if principal.is_admin:
+        return sorted(session.connection().scalars(_ALL_NAMESPACE_IDS))
+    return sorted(_readable_by_agent(session, principal))
 
 
 def namespace_permission(session: Session, principal: Principal, namespace: Namespace) -> str:

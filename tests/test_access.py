@@ -1,6 +1,6 @@
 """The permission rule's read paths: `readable_namespace_ids` (what search and context scope to,
-one query of plain rows) lists exactly the namespaces `readable_namespaces` lists, for every kind
-of caller, on SQLite and PostgreSQL."""
+without loading the namespaces) lists exactly the namespaces `readable_namespaces` lists, for
+every kind of caller, on SQLite and PostgreSQL; and neither scans the namespace table."""
 
 from __future__ import annotations
 
@@ -82,9 +82,9 @@ def test_readable_namespace_ids_are_the_readable_namespaces(
 
 
 def test_scoping_a_call_looks_namespaces_up_by_index_not_by_scanning(tmp_path: Path) -> None:
-    """Every search and context call scopes itself: on SQLite, each statement that
-    `readable_namespace_ids` runs for an agent searches an index, so its cost does not grow with
-    the number of namespaces in the store."""
+    """Every search and context call scopes itself, and every namespace listing: on SQLite, each
+    statement that `readable_namespace_ids` and `readable_namespaces` run for an agent searches an
+    index, so their cost does not grow with the number of namespaces in the store."""
     db = Database(Settings(data_dir=tmp_path).resolved_database_url)
     try:
         migrate(db.engine)
@@ -95,10 +95,13 @@ def test_scoping_a_call_looks_namespaces_up_by_index_not_by_scanning(tmp_path: P
             statements.append((statement, parameters))
 
         event.listen(db.engine, "before_cursor_execute", capture)
+        principal = Principal(agent_id=agent.id, key_id=None)
         with db.read() as session:
-            ids = readable_namespace_ids(session, Principal(agent_id=agent.id, key_id=None))
+            ids = readable_namespace_ids(session, principal)
+            listed = readable_namespaces(session, principal)
         event.remove(db.engine, "before_cursor_execute", capture)
         assert ids == [agent.default_namespace_id]
+        assert [(namespace.id, label) for namespace, label in listed] == [(ids[0], "owner")]
         selects = [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
         assert selects
         with db.engine.connect() as connection:

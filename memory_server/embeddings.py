@@ -51,6 +51,7 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(str(model_path), device="cpu")
         self._compiled = compile_encoder(self._model, runtime)  # None: `encode` serves instead
         self._name = name
+        log.info("embedding model %s runs on %s", name, self.runtime)
         self._dimension = int(self._model.get_embedding_dimension() or 0)
         self._lanes = _Lanes(max(1, os.cpu_count() or 1))
         self._helpers: ThreadPoolExecutor | None = None

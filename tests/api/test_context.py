@@ -41,6 +41,40 @@ def _conversation(start: datetime) -> list[dict]:
     ]
 
 
+def test_the_facts_tier_holds_only_the_users_own_facts_from_readable_namespaces(
+    make_agent,
+) -> None:
+    agent, stranger = make_agent(), make_agent()
+    mine = _write(
+        agent.client,
+        [
+            {"kind": "preference", "user_id": "dana", "content": "Dana prefers window seats"},
+            {"kind": "fact", "key": "city", "user_id": "dana", "content": "Dana lives in Porto"},
+        ],
+    )
+    others = _write(
+        agent.client,
+        [
+            {"kind": "preference", "user_id": "eve", "content": "Eve prefers aisle seats"},
+            {"kind": "fact", "key": "city", "user_id": "eve", "content": "Eve lives in Faro"},
+            {"kind": "fact", "user_id": "dana", "content": "Dana flew to Faro once"},  # no key
+        ],
+    )
+    others += _write(
+        stranger.client,
+        [{"kind": "preference", "user_id": "dana", "content": "Dana prefers night trains"}],
+    )
+    response = agent.client.post(
+        "/v1/context",
+        json={"query": "zzz", "budget_tokens": 400, "user_id": "dana", "max_candidates": 1},
+    )
+    assert response.status_code == 200, response.text
+    facts = {item["id"] for item in response.json()["items"] if item["tier"] == "facts"}
+    assert facts == {memory["id"] for memory in mine}
+    served = {item["id"] for item in response.json()["items"]}
+    assert not served & {memory["id"] for memory in others[:2] + others[3:]}
+
+
 def test_context_layers_thread_facts_and_ranked_memories(make_agent) -> None:
     agent = make_agent()
     now = datetime.now(UTC)

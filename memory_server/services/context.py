@@ -26,7 +26,6 @@ from ..auth import Principal
 from ..config import Settings
 from ..db import Database
 from ..filters import memory_conditions
-from ..migrations import USER_FACTS_PREDICATE
 from ..models import Memory, utcnow
 from ..packing import Line, Tier, normalise_shares, pack
 from ..ranking import Ranked, for_query, rank
@@ -270,9 +269,10 @@ class ContextService:
         return ranked, dropped, _summary_conflicts(sources)
 
 
-# Written as the partial index `ix_memory_user_facts` states it (a literal, not a parameter), so
-# that SQLite and PostgreSQL can tell the index holds every row this condition admits.
-_IS_USER_FACT = sa.text(f"({USER_FACTS_PREDICATE})")  # in parentheses: it is ANDed with others
+# Written as the partial index `ix_memory_user_facts` (migration m0009) states it, with a literal
+# and not a parameter, so that SQLite and PostgreSQL can tell the index holds every row this
+# condition admits (tests/test_tier_indexes.py); in parentheses, since it is ANDed with others.
+_IS_USER_FACT = sa.text("(key IS NOT NULL OR kind = 'preference')")
 
 
 def _summary_conflicts(sources: dict[str, list[str]]) -> dict[str, frozenset[str]]:

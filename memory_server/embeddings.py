@@ -55,6 +55,9 @@ class SentenceTransformerEmbedder:
         self._dimension = int(self._model.get_embedding_dimension() or 0)
         self._lanes = _Lanes(max(1, os.cpu_count() or 1))
         self._helpers: ThreadPoolExecutor | None = None
+        # A first call on all lanes sets up what it runs on (an onnxruntime session per thread
+        # count: ~0.1 s), here rather than in the first request to ask for it.
+        self._encode(["warm up"], self._lanes.count)
 
     @property
     def name(self) -> str:

@@ -27,6 +27,8 @@ from fastapi import FastAPI
 
 from memory_server.app import create_app
 from memory_server.config import Settings
+from memory_server.db import Database
+from memory_server.migrations import migrate
 from memory_server.serving import BackgroundServer
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -73,6 +75,18 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         pytest.skip(f"{POSTGRES_ENV} is not set")
     with postgres_database(base) as url:
         yield url
+
+
+@pytest.fixture
+def migrated_db(tmp_path: Path, database_url: str | None) -> Iterator[Database]:
+    """A migrated database, SQLite or PostgreSQL as `database_url` says, for tests below the
+    services (no server, no index)."""
+    db = Database(Settings(data_dir=tmp_path, database_url=database_url).resolved_database_url)
+    try:
+        migrate(db.engine)
+        yield db
+    finally:
+        db.dispose()
 
 
 def server_settings(data_dir: Path, database_url: str | None, **options: object) -> Settings:

@@ -20,65 +20,59 @@ from memory_server.services.sharing import SharingService
 
 
 def test_readable_namespace_ids_are_the_readable_namespaces(
-    database_url: str | None, tmp_path: Path
+    migrated_db: Database,
 ) -> None:
-    db = Database(Settings(data_dir=tmp_path, database_url=database_url).resolved_database_url)
-    try:
-        migrate(db.engine)
-        agents, namespaces, sharing = AgentService(db), NamespaceService(db), SharingService(db)
-        owner, reader, writer, stranger = (
-            agents.create_agent(AgentCreate(name=name))
-            for name in ("owner", "reader", "writer", "stranger")
-        )
-        as_owner = Principal(agent_id=owner.id, key_id=None)
-        shared = [
-            namespaces.create(as_owner, NamespaceCreate(name=f"shared-{i}")) for i in range(3)
-        ]
-        sharing.grant(as_owner, shared[0].id, GrantCreate(agent_id=reader.id, permission="read"))
-        sharing.grant(as_owner, shared[1].id, GrantCreate(agent_id=reader.id, permission="write"))
-        sharing.grant(as_owner, shared[1].id, GrantCreate(agent_id=writer.id, permission="write"))
-        revoked, _ = sharing.grant(
-            as_owner, shared[2].id, GrantCreate(agent_id=stranger.id, permission="read")
-        )
-        sharing.revoke(as_owner, shared[2].id, revoked.id)
-        default = {a.id: a.default_namespace_id for a in (owner, reader, writer, stranger)}
-        every = sorted(str(ns_id) for ns_id in default.values()) + [ns.id for ns in shared]
+    db = migrated_db
+    agents, namespaces, sharing = AgentService(db), NamespaceService(db), SharingService(db)
+    owner, reader, writer, stranger = (
+        agents.create_agent(AgentCreate(name=name))
+        for name in ("owner", "reader", "writer", "stranger")
+    )
+    as_owner = Principal(agent_id=owner.id, key_id=None)
+    shared = [namespaces.create(as_owner, NamespaceCreate(name=f"shared-{i}")) for i in range(3)]
+    sharing.grant(as_owner, shared[0].id, GrantCreate(agent_id=reader.id, permission="read"))
+    sharing.grant(as_owner, shared[1].id, GrantCreate(agent_id=reader.id, permission="write"))
+    sharing.grant(as_owner, shared[1].id, GrantCreate(agent_id=writer.id, permission="write"))
+    revoked, _ = sharing.grant(
+        as_owner, shared[2].id, GrantCreate(agent_id=stranger.id, permission="read")
+    )
+    sharing.revoke(as_owner, shared[2].id, revoked.id)
+    default = {a.id: a.default_namespace_id for a in (owner, reader, writer, stranger)}
+    every = sorted(str(ns_id) for ns_id in default.values()) + [ns.id for ns in shared]
 
-        cases = {
-            "owner": (as_owner, [default[owner.id], *(ns.id for ns in shared)]),
-            "owner, read-only key": (
-                Principal(agent_id=owner.id, key_id=None, read_only=True),
-                [default[owner.id], *(ns.id for ns in shared)],
-            ),
-            "owner, key for one namespace": (
-                Principal(agent_id=owner.id, key_id=None, namespace_ids=frozenset({shared[2].id})),
-                [shared[2].id],
-            ),
-            "reader": (
-                Principal(agent_id=reader.id, key_id=None),
-                [default[reader.id], shared[0].id, shared[1].id],
-            ),
-            "reader, key for one shared namespace": (
-                Principal(agent_id=reader.id, key_id=None, namespace_ids=frozenset({shared[1].id})),
-                [shared[1].id],
-            ),
-            "writer": (
-                Principal(agent_id=writer.id, key_id=None),
-                [default[writer.id], shared[1].id],
-            ),
-            "stranger, grant revoked": (
-                Principal(agent_id=stranger.id, key_id=None),
-                [default[stranger.id]],
-            ),
-            "admin": (ADMIN, every),
-        }
-        for name, (principal, expected) in cases.items():
-            with db.read() as session:
-                ids = readable_namespace_ids(session, principal)
-                listed = [namespace.id for namespace, _ in readable_namespaces(session, principal)]
-            assert ids == listed == sorted(str(i) for i in expected), name
-    finally:
-        db.dispose()
+    cases = {
+        "owner": (as_owner, [default[owner.id], *(ns.id for ns in shared)]),
+        "owner, read-only key": (
+            Principal(agent_id=owner.id, key_id=None, read_only=True),
+            [default[owner.id], *(ns.id for ns in shared)],
+        ),
+        "owner, key for one namespace": (
+            Principal(agent_id=owner.id, key_id=None, namespace_ids=frozenset({shared[2].id})),
+            [shared[2].id],
+        ),
+        "reader": (
+            Principal(agent_id=reader.id, key_id=None),
+            [default[reader.id], shared[0].id, shared[1].id],
+        ),
+        "reader, key for one shared namespace": (
+            Principal(agent_id=reader.id, key_id=None, namespace_ids=frozenset({shared[1].id})),
+            [shared[1].id],
+        ),
+        "writer": (
+            Principal(agent_id=writer.id, key_id=None),
+            [default[writer.id], shared[1].id],
+        ),
+        "stranger, grant revoked": (
+            Principal(agent_id=stranger.id, key_id=None),
+            [default[stranger.id]],
+        ),
+        "admin": (ADMIN, every),
+    }
+    for name, (principal, expected) in cases.items():
+        with db.read() as session:
+            ids = readable_namespace_ids(session, principal)
+            listed = [namespace.id for namespace, _ in readable_namespaces(session, principal)]
+        assert ids == listed == sorted(str(i) for i in expected), name
 
 
 def test_scoping_a_call_looks_namespaces_up_by_index_not_by_scanning(tmp_path: Path) -> None:

@@ -3,17 +3,13 @@ PostgreSQL, a query that reads each row's stored search vector instead of comput
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import event, update
 from sqlmodel import col
 
-from memory_server.config import Settings
 from memory_server.db import Database
 from memory_server.filters import memory_conditions
 from memory_server.keyword import keyword_search
-from memory_server.migrations import migrate
 from memory_server.models import Memory, utcnow
 from memory_server.schemas import AgentCreate, MemoryFilters, MemoryStatus
 from memory_server.services.agents import AgentService
@@ -59,58 +55,50 @@ def _search(db: Database, query: str, namespace: str) -> list[str]:
 
 
 def test_keyword_matches_are_in_scope_best_first_and_follow_edits(
-    database_url: str | None, tmp_path: Path
+    migrated_db: Database,
 ) -> None:
-    db = Database(Settings(data_dir=tmp_path, database_url=database_url).resolved_database_url)
-    try:
-        migrate(db.engine)
-        mine, other = _store(db)
-        assert _search(db, "what happened to billing?", mine) == ["mem_billing", "mem_passing"]
-        assert _search(db, "billing", other) == ["mem_elsewhere"]
-        assert _search(db, "Where is the flat I moved into?", mine)[0] == "mem_lisbon"
-        assert _search(db, "what did I tell you?", mine) == []  # filler words only
-        with db.write() as session:
-            session.execute(
-                update(Memory)
-                .where(col(Memory.id) == "mem_audit")
-                .values(content="The billing audit finished.")
-            )
-        assert "mem_audit" in _search(db, "billing", mine)
-        assert _search(db, "postgres upgrade", mine) == []
-    finally:
-        db.dispose()
+    db = migrated_db
+    mine, other = _store(db)
+    assert _search(db, "what happened to billing?", mine) == ["mem_billing", "mem_passing"]
+    assert _search(db, "billing", other) == ["mem_elsewhere"]
+    assert _search(db, "Where is the flat I moved into?", mine)[0] == "mem_lisbon"
+    assert _search(db, "what did I tell you?", mine) == []  # filler words only
+    with db.write() as session:
+        session.execute(
+            update(Memory)
+            .where(col(Memory.id) == "mem_audit")
+            .values(content="The billing audit finished.")
+        )
+    assert "mem_audit" in _search(db, "billing", mine)
+    assert _search(db, "postgres upgrade", mine) == []
 
 
 def test_postgres_keyword_query_reads_stored_search_vectors(
-    database_url: str | None, tmp_path: Path
+    migrated_db: Database,
 ) -> None:
     """The scope's rows are read through the namespace index and each is tested against the
     query; with an index on the expression instead of a stored vector, PostgreSQL computed
     `to_tsvector` for every row in scope on every call."""
-    if database_url is None:
+    db = migrated_db
+    if db.is_sqlite:
         pytest.skip("PostgreSQL only: SQLite answers from its FTS5 index")
-    db = Database(database_url)
-    try:
-        migrate(db.engine)
-        mine, _ = _store(db)
-        statements: list[tuple[str, object]] = []
+    mine, _ = _store(db)
+    statements: list[tuple[str, object]] = []
 
-        def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-            statements.append((statement, parameters))
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
 
-        event.listen(db.engine, "before_cursor_execute", capture)
-        assert _search(db, "billing invoices", mine)[0] == "mem_billing"
-        event.remove(db.engine, "before_cursor_execute", capture)
-        [(statement, parameters)] = statements
-        with db.engine.connect() as connection:
-            connection.exec_driver_sql("SET enable_seqscan = off")  # plan as for a big table
-            plan = "\n".join(
-                row[0]
-                for row in connection.exec_driver_sql(
-                    "EXPLAIN (VERBOSE) " + statement,
-                    parameters,  # type: ignore[arg-type]
-                )
+    event.listen(db.engine, "before_cursor_execute", capture)
+    assert _search(db, "billing invoices", mine)[0] == "mem_billing"
+    event.remove(db.engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = statements
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("SET enable_seqscan = off")  # plan as for a big table
+        plan = "\n".join(
+            row[0]
+            for row in connection.exec_driver_sql(
+                "EXPLAIN (VERBOSE) " + statement,
+                parameters,  # type: ignore[arg-type]
             )
-        assert "content_tsv" in plan and "to_tsvector" not in plan, plan
-    finally:
-        db.dispose()
+        )
+    assert "content_tsv" in plan and "to_tsvector" not in plan, plan

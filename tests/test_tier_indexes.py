@@ -12,7 +12,6 @@ from sqlalchemy import event
 
 from memory_server.config import Settings
 from memory_server.db import Database
-from memory_server.migrations import migrate
 from memory_server.models import Memory, utcnow
 from memory_server.schemas import AgentCreate, ContextRequest
 from memory_server.services.agents import AgentService
@@ -30,51 +29,44 @@ def _plan(db: Database, statement: str, parameters: Any) -> str:
 
 
 def test_thread_and_fact_tiers_are_read_through_their_own_indexes(
-    database_url: str | None, tmp_path: Path
+    migrated_db: Database, tmp_path: Path
 ) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=database_url)
-    db = Database(settings.resolved_database_url)
-    try:
-        migrate(db.engine)
-        namespace = AgentService(db).create_agent(AgentCreate(name="tiers")).default_namespace_id
-        assert namespace is not None
-        now = utcnow()
-        with db.write() as session:
-            for i in range(30):
-                kind, key = ("message", None) if i % 3 else ("fact", f"k{i}")
-                at = now - timedelta(minutes=i)
-                session.add(
-                    Memory(
-                        id=f"mem_{i:03d}",
-                        namespace_id=namespace,
-                        kind=kind,
-                        key=key,
-                        content=f"memory {i}",
-                        content_hash=f"h{i}",
-                        user_id=f"user-{i % 2}",
-                        thread_id=f"thread-{i % 4}",
-                        created_at=at,
-                        updated_at=at,
-                    )
+    db = migrated_db
+    namespace = AgentService(db).create_agent(AgentCreate(name="tiers")).default_namespace_id
+    assert namespace is not None
+    now = utcnow()
+    with db.write() as session:
+        for i in range(30):
+            kind, key = ("message", None) if i % 3 else ("fact", f"k{i}")
+            at = now - timedelta(minutes=i)
+            session.add(
+                Memory(
+                    id=f"mem_{i:03d}",
+                    namespace_id=namespace,
+                    kind=kind,
+                    key=key,
+                    content=f"memory {i}",
+                    content_hash=f"h{i}",
+                    user_id=f"user-{i % 2}",
+                    thread_id=f"thread-{i % 4}",
+                    created_at=at,
+                    updated_at=at,
                 )
-        service = ContextService(db, None, None, settings)  # type: ignore[arg-type]  # tiers only
-        request = ContextRequest(
-            query="q", budget_tokens=100, user_id="user-0", thread_id="thread-1"
-        )
-        captured: list[tuple[str, Any]] = []
+            )
+    service = ContextService(db, None, None, Settings(data_dir=tmp_path))  # type: ignore[arg-type]  # tiers only
+    request = ContextRequest(query="q", budget_tokens=100, user_id="user-0", thread_id="thread-1")
+    captured: list[tuple[str, Any]] = []
 
-        def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-            captured.append((statement, parameters))
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        captured.append((statement, parameters))
 
-        with db.read() as session:
-            event.listen(db.engine, "before_cursor_execute", capture)
-            thread = service._recent_thread(session, [namespace], request)
-            facts = service._user_facts(session, [namespace], request)
-            event.remove(db.engine, "before_cursor_execute", capture)
-        assert [m.id for m in thread] == [f"mem_{i:03d}" for i in (1, 5, 13, 17, 25, 29)]
-        assert {m.id for m in facts} == {f"mem_{i:03d}" for i in range(0, 30, 6)}
-        (thread_sql, thread_parameters), (facts_sql, facts_parameters) = captured
-        assert "ix_memory_thread" in _plan(db, thread_sql, thread_parameters)
-        assert "ix_memory_user_facts" in _plan(db, facts_sql, facts_parameters)
-    finally:
-        db.dispose()
+    with db.read() as session:
+        event.listen(db.engine, "before_cursor_execute", capture)
+        thread = service._recent_thread(session, [namespace], request)
+        facts = service._user_facts(session, [namespace], request)
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert [m.id for m in thread] == [f"mem_{i:03d}" for i in (1, 5, 13, 17, 25, 29)]
+    assert {m.id for m in facts} == {f"mem_{i:03d}" for i in range(0, 30, 6)}
+    (thread_sql, thread_parameters), (facts_sql, facts_parameters) = captured
+    assert "ix_memory_thread" in _plan(db, thread_sql, thread_parameters)
+    assert "ix_memory_user_facts" in _plan(db, facts_sql, facts_parameters)

@@ -235,12 +235,20 @@ def floor(stores: Stores, agents: list[dict[str, str]], samples: int, seed: int)
     return timings
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Run:
     concurrency: int
     latencies: list[float]
     wall: float
     errors: int
+    server_cpu: float | None = None  # seconds the server processes used in the timed part
+    client_cpu: float | None = None  # seconds this process (the clients) used in it
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.latencies)
@@ -256,6 +264,19 @@ class Run:
             "p95_ms": round(pct(0.95), 1),
             "p99_ms": round(pct(0.99), 1),
             "rps": round(len(ordered) / self.wall, 1),
+            **self._cpu_per_call(len(ordered)),
+        }
+
+    def _cpu_per_call(self, calls: int) -> dict[str, float]:
+        """CPU per call: where the machine's cores went (the clients share them here)."""
+        if self.server_cpu is None or self.client_cpu is None or not calls:
+            return {}
+        server, client = self.server_cpu * 1000 / calls, self.client_cpu * 1000 / calls
+        return {
+            "server_cpu_ms": round(server, 2),
+            "client_cpu_ms": round(client, 2),
+            # what the cores could serve if nothing but this CPU per call limited them
+            "cpu_bound_rps": round((os.cpu_count() or 1) * 1000 / (server + client), 1),
         }
 
 
@@ -266,8 +287,10 @@ async def drive(
     requests: int,
     seed: int,
     budget: int,
+    server_pids: list[int] | None = None,
 ) -> Run:
-    """`requests` context calls from `concurrency` clients, spread round-robin over `urls`."""
+    """`requests` context calls from `concurrency` clients, spread round-robin over `urls`;
+    with `server_pids`, also the CPU the servers and the clients used for them."""
     rng = random.Random(seed * 1000 + concurrency)
     jobs = [(rng.choice(agents)["key"], synthetic_query(rng)) for _ in range(requests)]
     latencies: list[float] = []
@@ -301,13 +324,19 @@ async def drive(
                     json={"query": "warm up", "budget_tokens": budget},
                     headers={"Authorization": f"Bearer {agent['key']}"},
                 )
+        pids = server_pids or []
+        server_cpu, client_cpu = sum(map(cpu_seconds, pids)), time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(concurrency)))
         wall = time.perf_counter() - started
+        server_cpu = sum(map(cpu_seconds, pids)) - server_cpu
+        client_cpu = time.process_time() - client_cpu
     finally:
         for client in clients:
             await client.aclose()
-    return Run(concurrency, latencies, wall, errors)
+    if not pids:
+        return Run(concurrency, latencies, wall, errors)
+    return Run(concurrency, latencies, wall, errors, server_cpu, client_cpu)
 
 
 def launch(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -415,7 +444,11 @@ def run(
             for process, port in zip(processes, ports, strict=True):
                 wait_ready(process, port)
             urls = [f"http://127.0.0.1:{port}" for port in ports]
-            runs = [asyncio.run(drive(urls, agents, c, requests, seed, budget)) for c in (1, 8, 32)]
+            pids = [process.pid for process in processes]
+            runs = [
+                asyncio.run(drive(urls, agents, c, requests, seed, budget, pids))
+                for c in (1, 8, 32)
+            ]
         finally:
             for process in processes:
                 process.terminate()
@@ -447,13 +480,16 @@ def markdown(result: dict[str, Any]) -> str:
         f"calls with `budget_tokens={result['budget_tokens']}`, each query distinct (no cache "
         "hits).",
         "",
-        "| clients | requests | errors | p50 ms | p95 ms | p99 ms | req/s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| clients | requests | errors | p50 ms | p95 ms | p99 ms | req/s | server CPU ms/call "
+        "| client CPU ms/call | req/s the cores allow |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run_ in result["runs"]:
         lines.append(
             f"| {run_['concurrency']} | {run_['requests']} | {run_['errors']} | {run_['p50_ms']} "
-            f"| {run_['p95_ms']} | {run_['p99_ms']} | {run_['rps']} |"
+            f"| {run_['p95_ms']} | {run_['p99_ms']} | {run_['rps']} "
+            f"| {run_.get('server_cpu_ms', '-')} | {run_.get('client_cpu_ms', '-')} "
+            f"| {run_.get('cpu_bound_rps', '-')} |"
         )
     lines += [
         "",
@@ -462,6 +498,9 @@ def markdown(result: dict[str, Any]) -> str:
         + "): "
         f"p50 {result['floor_p50_ms']} ms, p95 {result['floor_p95_ms']} ms.",
         f"Single-client p50 / floor p50 = **{result['p50_over_floor']}x**.",
+        f"CPU per call is that of the timed calls on this machine's {os.cpu_count()} cores, which "
+        "the clients share with the server; the last column is cores / CPU per call, what the "
+        "cores could serve if nothing else limited them.",
     ]
     return "\n".join(lines)
 

@@ -1,0 +1,38 @@
+"""The latency benchmark runs end to end at a tiny size, and accounts for the CPU of its calls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.latency import Run, cpu_seconds, markdown, run
+
+
+def test_latency_bench_reports_percentiles_floor_and_cpu_per_call(tmp_path: Path) -> None:
+    result = run(memories=40, agents_count=2, requests=6, data_dir=tmp_path / "store", fresh=True)
+    assert [r["concurrency"] for r in result["runs"]] == [1, 8, 32]
+    for row in result["runs"]:
+        assert row["requests"] == 6 and row["errors"] == 0
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+        # a context call costs the server CPU (the model, SQL, ranking) and the clients some
+        assert row["server_cpu_ms"] > 0 and row["client_cpu_ms"] > 0
+        per_call = row["server_cpu_ms"] + row["client_cpu_ms"]
+        assert row["cpu_bound_rps"] == pytest.approx(os.cpu_count() * 1000 / per_call, rel=0.01)
+    assert result["floor_p50_ms"] > 0
+    table = markdown(result)
+    assert "server CPU ms/call" in table and "req/s the cores allow" in table
+
+
+def test_cpu_seconds_grows_with_work_done() -> None:
+    before = cpu_seconds(os.getpid())
+    total = 0
+    while cpu_seconds(os.getpid()) - before < 0.05:  # /proc counts in clock ticks
+        total += sum(range(10_000))
+    assert total > 0
+
+
+def test_a_run_without_cpu_readings_reports_none() -> None:
+    summary = Run(1, [0.01, 0.02], wall=0.03, errors=0).summary()
+    assert "server_cpu_ms" not in summary and summary["requests"] == 2

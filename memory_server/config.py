@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     chroma_host: str = "127.0.0.1"
     chroma_port: int = Field(default=8000, ge=1, le=65535)
     chroma_collection: str = "memories"
+    vector_cache_vectors: int = Field(
+        default=250_000,
+        ge=0,
+        description="How many vectors (of the namespaces searched) an embedded index keeps "
+        "copied in memory for exact search; 0 turns the copies off.",
+    )
 
     embedding_model: str = Field(
         default=BUNDLED_EMBEDDING_MODEL,

@@ -27,6 +27,7 @@ from sqlmodel import col, select
 
 from .db import Database
 from .models import Memory
+from .vector_cache import VectorCache
 from .vectors import VectorStore
 
 UNMATCHED_ROUTE = "unmatched"
@@ -176,6 +177,19 @@ class StoreCollector(Collector):
                 "memory_index_entries", "Entries in the vector index.", value=float(entries)
             )
         )
+        if isinstance(self._vectors, VectorCache):
+            metrics += [
+                GaugeMetricFamily(
+                    "memory_vector_cache_vectors",
+                    "Vectors copied in memory for exact search.",
+                    value=float(self._vectors.held_vectors),
+                ),
+                GaugeMetricFamily(
+                    "memory_vector_cache_namespaces",
+                    "Namespaces whose vectors are copied in memory.",
+                    value=float(len(self._vectors.copied_namespaces())),
+                ),
+            ]
         return metrics
 
 

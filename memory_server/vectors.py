@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 from chromadb.errors import NotFoundError
 
 from .config import Settings
@@ -66,6 +67,14 @@ class VectorStore(Protocol):
         self, ids: Sequence[str], namespace_ids: Sequence[str] | None = None
     ) -> dict[str, Sequence[float]]:
         """The stored embeddings of `ids` (missing ids are left out)."""
+        ...
+
+    def namespace_size(self, namespace_id: str) -> int:
+        """How many records the namespace holds."""
+        ...
+
+    def namespace_vectors(self, namespace_id: str) -> tuple[list[str], np.ndarray]:
+        """Every record of the namespace: the ids, and their embeddings as the rows of a matrix."""
         ...
 
     def count(self) -> int: ...
@@ -163,7 +172,7 @@ class ChromaVectorStore:
     # ---- records -----------------------------------------------------------------------------
 
     def upsert(self, records: Sequence[VectorRecord]) -> None:
-        for namespace_id, group in _by_namespace(records, lambda r: r.metadata).items():
+        for namespace_id, group in group_by_namespace(records, lambda r: r.metadata).items():
 
             def write(collection: Any, group: list[VectorRecord] = group) -> None:
                 collection.upsert(
@@ -175,7 +184,7 @@ class ChromaVectorStore:
             list(self._each([namespace_id], write, create=True))
 
     def update_metadata(self, items: Sequence[tuple[str, dict[str, Scalar]]]) -> None:
-        for namespace_id, group in _by_namespace(items, lambda item: item[1]).items():
+        for namespace_id, group in group_by_namespace(items, lambda item: item[1]).items():
 
             def update(collection: Any, group: list[tuple[str, dict[str, Scalar]]] = group) -> None:
                 collection.update(
@@ -222,6 +231,15 @@ class ChromaVectorStore:
         for result in self._each(where, lambda c: c.get(ids=list(ids), include=["embeddings"])):
             found.update(zip(result["ids"], result["embeddings"], strict=True))
         return found
+
+    def namespace_size(self, namespace_id: str) -> int:
+        return sum(self._each([namespace_id], lambda c: int(c.count())))
+
+    def namespace_vectors(self, namespace_id: str) -> tuple[list[str], np.ndarray]:
+        for found in self._each([namespace_id], lambda c: c.get(include=["embeddings"])):
+            if len(found["ids"]):
+                return list(found["ids"]), np.asarray(found["embeddings"], dtype=np.float32)
+        return [], np.zeros((0, 0), dtype=np.float32)
 
     def count(self) -> int:
         return sum(self._each(self._all_namespaces(), lambda c: int(c.count())))
@@ -291,7 +309,7 @@ def _metadata_pairs(page: Any) -> Iterator[tuple[str, dict[str, Scalar]]]:
     return zip(page["ids"], [dict(m or {}) for m in page["metadatas"]], strict=True)
 
 
-def _by_namespace(
+def group_by_namespace(
     items: Sequence[Item], metadata: Callable[[Item], dict[str, Scalar]]
 ) -> dict[str, list[Item]]:
     groups: dict[str, list[Item]] = {}
@@ -301,7 +319,9 @@ def _by_namespace(
 
 
 def open_vector_store(settings: Settings) -> VectorStore:
-    """The configured vector store: embedded Chroma under the data dir, or a Chroma server."""
+    """The configured vector store: embedded Chroma under the data dir (behind in-memory copies
+    of the namespaces' vectors, `vector_cache.py`, unless `vector_cache_vectors` is 0), or a
+    Chroma server (shared by several processes, so nothing is copied)."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -313,4 +333,9 @@ def open_vector_store(settings: Settings) -> VectorStore:
     else:
         settings.chroma_path.mkdir(parents=True, exist_ok=True)
         client = chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
-    return ChromaVectorStore(client, settings.chroma_collection)
+    store = ChromaVectorStore(client, settings.chroma_collection)
+    if settings.vector_store == "chroma-embedded" and settings.vector_cache_vectors > 0:
+        from .vector_cache import VectorCache
+
+        return VectorCache(store, settings.vector_cache_vectors)
+    return store

@@ -20,7 +20,7 @@ def test_latency_bench_reports_percentiles_floor_and_cpu_per_call(tmp_path: Path
         assert row["server_cpu_ms"] > 0 and row["client_cpu_ms"] > 0
         per_call = row["server_cpu_ms"] + row["client_cpu_ms"]
         assert row["cpu_bound_rps"] == pytest.approx(os.cpu_count() * 1000 / per_call, rel=0.01)
-    assert result["floor_p50_ms"] > 0
+    assert result["floor_p50_ms"] > 0 and result["floor_with_chroma_p50_ms"] > 0
     table = markdown(result)
     assert "server CPU ms/call" in table and "req/s the cores allow" in table
 

@@ -86,12 +86,16 @@ def test_memory_counts_by_status_and_kind_and_index_size(server: LiveServer, mak
     fact = {"kind": "fact", "key": "home.city", "user_id": "dana"}
     agent.client.post("/v1/memories", json={**fact, "content": "Dana lives in Porto"})
     agent.client.post("/v1/memories", json={**fact, "content": "Dana lives in Lisbon"})
+    assert agent.client.post("/v1/search", json={"query": "where does Dana live"}).is_success
 
     samples = scrape(server.url)  # the first scrape of this server: counted now
     assert value(samples, "memory_memories", status="active", kind="note") == 3
     assert value(samples, "memory_memories", status="active", kind="fact") == 1
     assert value(samples, "memory_memories", status="superseded", kind="fact") == 1
     assert value(samples, "memory_index_entries") == 5
+    # the search copied the agent's namespace (all 5 entries) for exact search
+    assert value(samples, "memory_vector_cache_vectors") == 5
+    assert value(samples, "memory_vector_cache_namespaces") == 1
 
 
 def test_index_drift_found_at_startup_is_reported(

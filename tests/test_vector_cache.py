@@ -1,0 +1,184 @@
+"""Exact search over in-memory copies of the namespaces' vectors answers as the index does, and
+follows every write made through it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memory_server.config import Settings
+from memory_server.vector_cache import VectorCache
+from memory_server.vectors import ChromaVectorStore, VectorRecord, VectorStore, open_vector_store
+from tests.conftest import ADMIN_KEY, release_chroma_clients
+
+DIMENSION = 16
+
+
+def unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    vectors = rng.standard_normal((n, DIMENSION)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def records(namespace_id: str, vectors: np.ndarray, prefix: str) -> list[VectorRecord]:
+    return [
+        VectorRecord(f"{prefix}{i}", vector.tolist(), {"namespace_id": namespace_id})
+        for i, vector in enumerate(vectors)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[VectorStore]:
+    settings = Settings(data_dir=tmp_path / "var", admin_key=ADMIN_KEY, vector_cache_vectors=0)
+    chroma = open_vector_store(settings)
+    assert isinstance(chroma, ChromaVectorStore)  # no cache: the index itself
+    chroma.reset("model")
+    rng = np.random.default_rng(7)
+    chroma.upsert(records("ns_a", unit(rng, 300), "a"))
+    chroma.upsert(records("ns_b", unit(rng, 200), "b"))
+    try:
+        yield chroma
+    finally:
+        release_chroma_clients()
+
+
+def ids(hits: Sequence[Any]) -> list[str]:
+    return [hit.id for hit in hits]
+
+
+def test_the_copies_answer_as_the_index_does(store: VectorStore) -> None:
+    cache = VectorCache(store, max_vectors=10_000)
+    for query in unit(np.random.default_rng(1), 20):
+        for namespaces, k in ((["ns_a"], 10), (["ns_b"], 50), (["ns_a", "ns_b"], 20)):
+            expected = store.query(query.tolist(), k, namespaces)
+            found = cache.query(query.tolist(), k, namespaces)
+            assert ids(found) == ids(expected)
+            assert [h.similarity for h in found] == pytest.approx(
+                [h.similarity for h in expected], abs=1e-5
+            )
+    assert cache.copied_namespaces() == ["ns_a", "ns_b"]
+    assert len(cache.query([1.0] + [0.0] * (DIMENSION - 1), 1000, ["ns_b"])) == 200
+
+
+def test_writes_through_the_cache_reach_its_copies(store: VectorStore) -> None:
+    cache = VectorCache(store, max_vectors=10_000)
+    rng = np.random.default_rng(2)
+    probe = unit(rng, 1)[0]
+    cache.query(probe.tolist(), 5, ["ns_a"])  # copied now
+    assert cache.copied_namespaces() == ["ns_a"]
+
+    cache.upsert([VectorRecord("new", probe.tolist(), {"namespace_id": "ns_a"})])
+    assert ids(cache.query(probe.tolist(), 1, ["ns_a"])) == ["new"]
+    assert cache.query(probe.tolist(), 1, ["ns_a"])[0].similarity == pytest.approx(1.0)
+
+    other = unit(rng, 1)[0]  # the same id, a new vector: the old one is gone
+    cache.upsert([VectorRecord("new", other.tolist(), {"namespace_id": "ns_a"})])
+    assert ids(cache.query(other.tolist(), 1, ["ns_a"])) == ["new"]
+    assert "new" not in ids(cache.query(probe.tolist(), 301, ["ns_a"])[:1])
+
+    cache.delete(["new", "a0"], ["ns_a"])
+    left = ids(cache.query(other.tolist(), 1000, ["ns_a"]))
+    assert "new" not in left and "a0" not in left and len(left) == 299
+    cache.delete(["a1"])  # no namespace named: looked for everywhere
+    assert "a1" not in ids(cache.query(other.tolist(), 1000, ["ns_a"]))
+    for query in unit(rng, 5):  # still the index's answers
+        assert ids(cache.query(query.tolist(), 10, ["ns_a"])) == ids(
+            store.query(query.tolist(), 10, ["ns_a"])
+        )
+
+
+def test_a_filtered_query_is_the_index_s(store: VectorStore) -> None:
+    cache = VectorCache(store, max_vectors=10_000)
+    query = unit(np.random.default_rng(3), 1)[0].tolist()
+    where = {"namespace_id": "ns_a"}
+    expected = store.query(query, 10, ["ns_a"], where)
+    assert ids(cache.query(query, 10, ["ns_a"], where)) == ids(expected)
+    assert cache.copied_namespaces() == []  # a filter never loads a copy
+
+
+def test_a_write_while_a_namespace_is_read_voids_the_read(store: VectorStore) -> None:
+    class Racing:  # the store, with a write landing while the namespace's vectors are read
+        def __init__(self, inner: VectorStore) -> None:
+            self.inner = inner
+            self.cache: VectorCache | None = None
+            self.raced = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def namespace_vectors(self, namespace_id: str) -> tuple[list[str], np.ndarray]:
+            read = self.inner.namespace_vectors(namespace_id)  # read before the write...
+            if not self.raced and self.cache is not None:
+                self.raced = True
+                writer = threading.Thread(
+                    target=self.cache.upsert,
+                    args=([VectorRecord("late", probe, {"namespace_id": namespace_id})],),
+                )
+                writer.start()  # ...which lands before the read is kept
+                writer.join()
+            return read
+
+    probe = unit(np.random.default_rng(4), 1)[0].tolist()
+    racing = Racing(store)
+    cache = VectorCache(racing, max_vectors=10_000, retry_after=0)  # type: ignore[arg-type]
+    racing.cache = cache
+    assert ids(cache.query(probe, 1, ["ns_a"])) == ["late"]  # from the index: the read was void
+    assert cache.copied_namespaces() == []
+    assert ids(cache.query(probe, 1, ["ns_a"])) == ["late"]  # copied again, with the write
+    assert cache.copied_namespaces() == ["ns_a"]
+
+    racing_again = Racing(store)
+    waiting = VectorCache(racing_again, max_vectors=10_000)  # type: ignore[arg-type]
+    racing_again.cache = waiting
+    waiting.query(probe, 1, ["ns_b"])  # voided: ns_b is left to the index for a while
+    waiting.query(probe, 1, ["ns_b"])
+    assert waiting.copied_namespaces() == []
+
+
+def test_a_failed_write_drops_the_copy(store: VectorStore) -> None:
+    cache = VectorCache(store, max_vectors=10_000)
+    query = unit(np.random.default_rng(5), 1)[0].tolist()
+    cache.query(query, 5, ["ns_a", "ns_b"])
+    bad = [VectorRecord("bad", [1.0, 0.0], {"namespace_id": "ns_a"})]  # wrong dimension
+    with pytest.raises(Exception):  # noqa: B017  # whatever Chroma raises
+        cache.upsert(bad)
+    assert cache.copied_namespaces() == ["ns_b"]
+    assert ids(cache.query(query, 10, ["ns_a"])) == ids(store.query(query, 10, ["ns_a"]))
+
+
+def test_the_copies_stay_within_their_bounds(store: VectorStore) -> None:
+    query = unit(np.random.default_rng(6), 1)[0].tolist()
+    cache = VectorCache(store, max_vectors=400)  # room for one of the two namespaces
+    cache.query(query, 5, ["ns_a"])
+    cache.query(query, 5, ["ns_b"])
+    assert cache.copied_namespaces() == ["ns_b"]  # the least recently used went
+    small = VectorCache(store, max_vectors=10_000, max_namespace_vectors=250)
+    for namespaces in (["ns_a"], ["ns_a", "ns_b"]):
+        assert ids(small.query(query, 10, namespaces)) == ids(store.query(query, 10, namespaces))
+    assert small.copied_namespaces() == ["ns_b"]  # ns_a's 300 are left to the index
+
+
+def test_a_reset_drops_every_copy(store: VectorStore) -> None:
+    cache = VectorCache(store, max_vectors=10_000)
+    query = unit(np.random.default_rng(8), 1)[0].tolist()
+    cache.query(query, 5, ["ns_a"])
+    cache.reset("another-model")
+    assert cache.copied_namespaces() == []
+    assert cache.query(query, 5, ["ns_a"]) == []
+    assert cache.embedding_model() == "another-model"
+
+
+def test_only_an_embedded_index_gets_copies(tmp_path: Path) -> None:
+    embedded = Settings(data_dir=tmp_path / "var", admin_key=ADMIN_KEY)
+    try:
+        assert isinstance(open_vector_store(embedded), VectorCache)
+        off = embedded.model_copy(update={"vector_cache_vectors": 0})
+        assert isinstance(open_vector_store(off), ChromaVectorStore)
+    finally:
+        release_chroma_clients()
+    with pytest.raises(ValueError):
+        Settings(vector_cache_vectors=-1)

@@ -11,7 +11,8 @@ The copies mirror the index as this process writes it:
   copies, under one lock. A write that fails drops the copies it touched (they are loaded again).
 - a namespace is copied on the first query that asks for it, which pays for the load once (as it
   pays for Chroma loading its HNSW). The load reads without the lock; a write to the namespace
-  while it reads voids it (a generation bumped under the lock), and the index answers instead.
+  while it reads voids it (a generation bumped under the lock), and the index answers instead,
+  for `retry_after` seconds before another load is tried (also after a load that failed).
 - another process writing the same index is not seen, so the copies are only kept in front of an
   embedded Chroma (one server owns its data dir), and a copy older than `max_age` seconds is read
   again in the background (the maintenance commands can write the same data dir).
@@ -185,18 +186,20 @@ class VectorCache:
             self._loading.add(namespace_id)
             stamp = (self._generations.get(namespace_id, 0), self._epoch)
         copy = None
+        wait = self._max_age  # too large: the store answers until the namespace is read again
         try:
             if self._store.namespace_size(namespace_id) <= self._max_namespace_vectors:
                 ids, vectors = self._store.namespace_vectors(namespace_id)
                 copy = NamespaceCopy.of(ids, vectors, time.monotonic())
         except Exception:  # the store answers this query itself (and says if it is down)
             log.debug("could not copy the vectors of namespace %s", namespace_id, exc_info=True)
+            wait = self._retry_after
         with self._lock:
             self._loading.discard(namespace_id)
             now = time.monotonic()
             if copy is None or len(copy.ids) > self._max_namespace_vectors:
-                self._drop(namespace_id)  # too large, or the store failed: it answers
-                self._not_before[namespace_id] = now + max(self._retry_after, self._max_age)
+                self._drop(namespace_id)
+                self._not_before[namespace_id] = now + wait
                 return None
             if (self._generations.get(namespace_id, 0), self._epoch) != stamp:
                 self._not_before[namespace_id] = now + self._retry_after

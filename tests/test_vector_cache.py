@@ -139,6 +139,30 @@ def test_a_write_while_a_namespace_is_read_voids_the_read(store: VectorStore) ->
     assert waiting.copied_namespaces() == []
 
 
+def test_a_failed_load_leaves_the_namespace_to_the_index_for_a_while(store: VectorStore) -> None:
+    class Flaky:  # the store, failing to hand over a namespace's vectors once
+        def __init__(self, inner: VectorStore) -> None:
+            self.inner = inner
+            self.failures = 1
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def namespace_vectors(self, namespace_id: str) -> tuple[list[str], np.ndarray]:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("the index hiccuped")
+            return self.inner.namespace_vectors(namespace_id)
+
+    query = unit(np.random.default_rng(9), 1)[0].tolist()
+    for retry_after, copied in ((10.0, []), (0.0, ["ns_a"])):
+        flaky: Any = Flaky(store)
+        cache = VectorCache(flaky, max_vectors=10_000, retry_after=retry_after)
+        for _ in range(2):  # the index answers either way
+            assert ids(cache.query(query, 10, ["ns_a"])) == ids(store.query(query, 10, ["ns_a"]))
+        assert cache.copied_namespaces() == copied
+
+
 def test_a_failed_write_drops_the_copy(store: VectorStore) -> None:
     cache = VectorCache(store, max_vectors=10_000)
     query = unit(np.random.default_rng(5), 1)[0].tolist()

@@ -291,6 +291,9 @@ class VectorCache:
         previous = self._copies[namespace_id]
         self._copies[namespace_id] = copy
         self._held += len(copy.ids) - len(previous.ids)
+        while self._held > self._max_vectors and len(self._copies) > 1:  # grown: make room
+            others = (n for n in self._copies if n != namespace_id)
+            self._drop(min(others, key=lambda n: self._used.get(n, 0.0)))
 
     # ---- passed through ----------------------------------------------------------------------
 

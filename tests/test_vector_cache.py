@@ -180,6 +180,12 @@ def test_the_copies_stay_within_their_bounds(store: VectorStore) -> None:
     cache.query(query, 5, ["ns_a"])
     cache.query(query, 5, ["ns_b"])
     assert cache.copied_namespaces() == ["ns_b"]  # the least recently used went
+    growing = VectorCache(store, max_vectors=520)
+    growing.query(query, 5, ["ns_a"])
+    growing.query(query, 5, ["ns_b"])  # 500 held
+    growing.upsert(records("ns_b", unit(np.random.default_rng(10), 30), "b_new"))
+    assert growing.copied_namespaces() == ["ns_b"]  # 530 would not fit: ns_a went
+    assert growing.held_vectors == 230
     small = VectorCache(store, max_vectors=10_000, max_namespace_vectors=250)
     for namespaces in (["ns_a"], ["ns_a", "ns_b"]):
         assert ids(small.query(query, 10, namespaces)) == ids(store.query(query, 10, namespaces))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench.latency import ADMIN_KEY, serve, synthetic_memory
+from bench.latency import ADMIN_KEY, process_cpu_seconds, serve, synthetic_memory
 
 TARGET = 0.8
 
@@ -86,15 +85,6 @@ def _timed(embed: Callable[[list[str]], object], batches: list[list[str]]) -> tu
     for batch in batches:
         embed(batch)
     return time.perf_counter() - started, time.process_time() - cpu
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid`, all threads (Linux /proc); 0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _server_round(

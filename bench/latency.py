@@ -245,9 +245,12 @@ def floor(
     return timings, chroma_timings
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process `pid` has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all threads (Linux /proc); 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -335,17 +338,17 @@ async def drive(
                     headers={"Authorization": f"Bearer {agent['key']}"},
                 )
         pids = server_pids or []
-        server_cpu, client_cpu = sum(map(cpu_seconds, pids)), time.process_time()
+        server_cpu, client_cpu = sum(map(process_cpu_seconds, pids)), time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(concurrency)))
         wall = time.perf_counter() - started
-        server_cpu = sum(map(cpu_seconds, pids)) - server_cpu
+        server_cpu = sum(map(process_cpu_seconds, pids)) - server_cpu
         client_cpu = time.process_time() - client_cpu
     finally:
         for client in clients:
             await client.aclose()
-    if not pids:
-        return Run(concurrency, latencies, wall, errors)
+    if not pids:  # nothing measured on the server side: no CPU per call
+        server_cpu = client_cpu = None
     return Run(concurrency, latencies, wall, errors, server_cpu, client_cpu)
 
 

@@ -4,6 +4,7 @@ follows every write made through it."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,19 @@ def test_the_copies_stay_within_their_bounds(store: VectorStore) -> None:
     for namespaces in (["ns_a"], ["ns_a", "ns_b"]):
         assert ids(small.query(query, 10, namespaces)) == ids(store.query(query, 10, namespaces))
     assert small.copied_namespaces() == ["ns_b"]  # ns_a's 300 are left to the index
+
+
+def test_an_old_copy_is_read_again_in_the_background(store: VectorStore) -> None:
+    cache = VectorCache(store, max_vectors=10_000, max_age=0.0)  # every copy is old at once
+    probe = unit(np.random.default_rng(11), 1)[0].tolist()
+    cache.query(probe, 1, ["ns_b"])
+    # a write that did not go through this cache (another process, a maintenance command)
+    store.upsert([VectorRecord("elsewhere", probe, {"namespace_id": "ns_b"})])
+    deadline = time.monotonic() + 10
+    while ids(cache.query(probe, 1, ["ns_b"])) != ["elsewhere"]:  # served old, then reread
+        assert time.monotonic() < deadline, "the old copy was never read again"
+        time.sleep(0.02)
+    assert cache.copied_namespaces() == ["ns_b"]
 
 
 def test_a_reset_drops_every_copy(store: VectorStore) -> None:

@@ -228,7 +228,7 @@ def test_every_caller_gets_exactly_its_due_on_every_endpoint(make_agent, admin) 
                 assert response.json()["code"] == ERROR_CODES[expected], (who, name)
             if who in ("stranger", "revoked"):
                 _assert_same_as_missing(response, missing)
-                assert SECRET not in response.text and "4417" not in response.text
+                assert SECRET not in response.text and "Bluebird" not in response.text
     assert not failures, "\n".join(map(str, failures))
 
 

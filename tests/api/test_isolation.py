@@ -25,7 +25,7 @@ def test_stranger_cannot_read_or_change_private_memories(make_agent) -> None:
         missing = mallory.client.request(method, missing_path, **kwargs)
         assert forbidden.status_code == missing.status_code == 404, (method, path)
         assert forbidden.json()["code"] == missing.json()["code"]
-        assert "8675" not in forbidden.text
+        assert "PIN is" not in forbidden.text
 
     same_as_missing("GET", f"/v1/memories/{memory_id}", f"/v1/memories/{missing_id}")
     same_as_missing(
@@ -56,7 +56,7 @@ def test_stranger_cannot_read_or_change_private_memories(make_agent) -> None:
     ):
         response = mallory.client.post("/v1/search", json=body)
         assert response.status_code in (200, 404)
-        assert "8675" not in response.text and memory_id not in response.text
+        assert "PIN is" not in response.text and memory_id not in response.text
 
     for body in (
         {"query": "bank PIN", "budget_tokens": 500},
@@ -65,7 +65,7 @@ def test_stranger_cannot_read_or_change_private_memories(make_agent) -> None:
     ):
         response = mallory.client.post("/v1/context", json=body)
         assert response.status_code in (200, 404)
-        assert "8675" not in response.text and memory_id not in response.text
+        assert "PIN is" not in response.text and memory_id not in response.text
 
     listed = mallory.client.get("/v1/memories", params={"user_id": "alice", "tag": "bank"})
     assert listed.status_code == 200 and listed.json()["data"] == []

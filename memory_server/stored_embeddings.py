@@ -12,7 +12,7 @@ stored vector always belongs to the stored content; deleted with the memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import and_, delete, insert
@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from .models import MemoryEmbedding
-from .records import MEMORY_TABLE, MemoryRecord, select_records, to_record
+from .records import MEMORY_TABLE, MemoryRecord, read_records, select_records, to_record
 from .vectors import VectorRecord
 
 _TABLE = MemoryEmbedding.__table__  # type: ignore[attr-defined]
@@ -51,10 +51,18 @@ def store_embeddings(session: Session, records: Sequence[VectorRecord], model: s
 
 
 def memories_with_vectors(
-    session: Session, conditions: Sequence[ColumnElement[bool]], model: str
+    session: Session,
+    conditions: Sequence[ColumnElement[bool]],
+    model: str,
+    in_memory: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
     """The memories meeting `conditions` (as records) and, for those that have one, their vector
-    from `model`: one read (an outer join)."""
+    from `model`: one read (an outer join). With `in_memory` (the vectors this process holds,
+    `VectorStore.vectors_in_memory`), the vectors come from there and the read skips the join,
+    whose 1.5 kB blobs cost ~0.5 ms per 40 rows; a memory missing from it has no vector here."""
+    if in_memory is not None:
+        records = read_records(session, select_records().where(*conditions))
+        return records, {m.id: in_memory[m.id] for m in records if m.id in in_memory}
     same_memory = _TABLE.c.memory_id == MEMORY_TABLE.c.id
     statement = (
         select_records(_TABLE.c.vector)

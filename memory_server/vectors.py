@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -67,6 +67,11 @@ class VectorStore(Protocol):
         self, ids: Sequence[str], namespace_ids: Sequence[str] | None = None
     ) -> dict[str, Sequence[float]]:
         """The stored embeddings of `ids` (missing ids are left out)."""
+        ...
+
+    def vectors_in_memory(self, namespace_ids: Sequence[str]) -> Mapping[str, np.ndarray] | None:
+        """The embeddings of `namespace_ids`' records by id, if this process holds them all in
+        memory already (so reading them costs nothing); None otherwise."""
         ...
 
     def namespace_size(self, namespace_id: str) -> int:
@@ -231,6 +236,9 @@ class ChromaVectorStore:
         for result in self._each(where, lambda c: c.get(ids=list(ids), include=["embeddings"])):
             found.update(zip(result["ids"], result["embeddings"], strict=True))
         return found
+
+    def vectors_in_memory(self, namespace_ids: Sequence[str]) -> Mapping[str, np.ndarray] | None:
+        return None  # kept in Chroma only
 
     def namespace_size(self, namespace_id: str) -> int:
         return sum(self._each([namespace_id], lambda c: int(c.count())))

@@ -3,16 +3,22 @@ index reuses it, and rows without one (written before SQL kept them) still rank 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from sqlalchemy import create_engine, text
+from sqlmodel import col
 
 from memory_server.auth import Principal
 from memory_server.config import Settings
+from memory_server.models import Memory
 from memory_server.schemas import SearchRequest
-from tests.conftest import ADMIN_KEY, LiveServer
+from memory_server.stored_embeddings import memories_with_vectors
+from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients, server_settings
 from tests.index_probe import namespace_collection
 
 FACTS = [
@@ -110,9 +116,29 @@ def test_a_rebuild_reuses_stored_vectors_and_embeds_only_the_rest(server: LiveSe
         np.testing.assert_allclose(vector, indexed[memory_id], atol=1e-6)
 
 
-def test_rows_without_a_stored_vector_rank_the_same_from_the_index(server: LiveServer) -> None:
-    client, _ = _agent(server)
+@pytest.fixture(params=["copies", "index"])
+def copies_or_index(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str | None
+) -> Iterator[LiveServer]:
+    """A server whose ranking reads vectors not kept in SQL from the in-memory copies of the
+    index (the default) or, with no copies, from the index itself."""
+    cache = {"copies": 250_000, "index": 0}[request.param]
+    settings = server_settings(tmp_path / "var", database_url, vector_cache_vectors=cache)
+    live = LiveServer(settings).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+        release_chroma_clients()
+
+
+def test_rows_without_a_stored_vector_rank_the_same_from_the_index(
+    copies_or_index: LiveServer,
+) -> None:
+    server = copies_or_index
+    client, namespace_id = _agent(server)
     runtime = server.app.state.runtime
+    copies = server.settings.vector_cache_vectors > 0
     with client:
         ids = _write(client, FACTS)
         author = client.get(f"/v1/memories/{ids[0]}").json()["author_agent_id"]
@@ -130,6 +156,7 @@ def test_rows_without_a_stored_vector_rank_the_same_from_the_index(server: LiveS
             r.memory.id: r.embedding for r in runtime.search.search(principal, _search(query))
         }
         context_again = client.post("/v1/context", json=context_query).json()
+        assert (runtime.vectors.vectors_in_memory([namespace_id]) is not None) == copies
 
     def scored(results: list[dict[str, Any]]) -> list[tuple[str, float]]:
         return [(r["memory"]["id"], round(r["score"], 4)) for r in results]
@@ -143,6 +170,23 @@ def test_rows_without_a_stored_vector_rank_the_same_from_the_index(server: LiveS
     for memory_id, vector in vectors.items():
         assert vector is not None and fallback[memory_id] is not None
         np.testing.assert_allclose(fallback[memory_id], vector, atol=1e-6)
+
+
+def test_vectors_held_in_memory_spare_the_read_of_sql_s(server: LiveServer) -> None:
+    client, _ = _agent(server)
+    with client:
+        ids = _write(client, FACTS[:3])
+    runtime = server.app.state.runtime
+    model = runtime.embedder.name
+    held = {ids[0]: np.full(4, 0.5, dtype=np.float32), ids[1]: np.zeros(4, dtype=np.float32)}
+    with runtime.db.read() as session:
+        condition = [col(Memory.id).in_(ids)]
+        rows, from_sql = memories_with_vectors(session, condition, model)
+        same_rows, from_memory = memories_with_vectors(session, condition, model, held)
+    assert sorted(m.id for m in rows) == sorted(m.id for m in same_rows) == sorted(ids)
+    assert set(from_sql) == set(ids)  # SQL has every vector
+    assert set(from_memory) == {ids[0], ids[1]}  # only what memory holds: SQL was not read
+    np.testing.assert_array_equal(from_memory[ids[0]], held[ids[0]])
 
 
 def _search(body: dict[str, Any]) -> SearchRequest:

@@ -206,6 +206,39 @@ def test_an_old_copy_is_read_again_in_the_background(store: VectorStore) -> None
     assert cache.copied_namespaces() == ["ns_b"]
 
 
+def test_the_vectors_in_memory_are_the_index_s_and_follow_its_writes(store: VectorStore) -> None:
+    cache = VectorCache(store, max_vectors=10_000)
+    probe = unit(np.random.default_rng(12), 1)[0].tolist()
+    assert store.vectors_in_memory(["ns_a"]) is None  # Chroma keeps its own
+    assert cache.vectors_in_memory(["ns_a"]) is None  # nothing copied yet, and asking loads none
+    assert cache.copied_namespaces() == []
+    cache.query(probe, 1, ["ns_a"])
+    assert cache.vectors_in_memory(["ns_a", "ns_b"]) is None  # every namespace, or none
+    cache.query(probe, 1, ["ns_b"])
+    held = cache.vectors_in_memory(["ns_a", "ns_b"])
+    assert (
+        held is not None
+        and len(held) == 500
+        and set(held)
+        == {
+            *(f"a{i}" for i in range(300)),
+            *(f"b{i}" for i in range(200)),
+        }
+    )
+    indexed = store.embeddings(["a5", "b7"])
+    for id_ in ("a5", "b7"):
+        np.testing.assert_allclose(held[id_], indexed[id_], atol=1e-6)
+    assert "elsewhere" not in held
+
+    cache.upsert([VectorRecord("a5", probe, {"namespace_id": "ns_a"})])
+    after = cache.vectors_in_memory(["ns_a"])
+    assert after is not None
+    np.testing.assert_allclose(after["a5"], probe, atol=1e-6)
+    np.testing.assert_allclose(held["a5"], indexed["a5"], atol=1e-6)  # a snapshot stays whole
+    cache.delete(["b7"], ["ns_b"])
+    assert "b7" not in cache.vectors_in_memory(["ns_b"]) and "b7" in held  # type: ignore[operator]
+
+
 def test_a_reset_drops_every_copy(store: VectorStore) -> None:
     cache = VectorCache(store, max_vectors=10_000)
     query = unit(np.random.default_rng(8), 1)[0].tolist()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -65,22 +65,23 @@ class Retriever:
         pending = query_embedding or self._queries.submit(query)
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
         conditions = memory_conditions(namespace_ids, filters, statuses)
+        in_memory = self._vectors.vectors_in_memory(namespace_ids)
         keyword = dict(keyword_search(session, query, namespace_ids, conditions, pool))
         # keyword matches met `conditions` in their query: their rows need no other check
-        rows, stored = self._rows(session, list(keyword))
+        rows, stored = self._rows(session, list(keyword), in_memory)
         metrics.lap("sql")
         embedding = pending.result()
         metrics.lap("embedding")
         hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
         metrics.lap("vector_query")
         dense_hits, more_rows, more_stored = self._hits_in_scope(
-            session, hits, dense_pool, keyword, conditions
+            session, hits, dense_pool, keyword, conditions, in_memory
         )
         if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
             where = vector_where(filters, statuses)
             hits = self._nearest(embedding, dense_pool, namespace_ids, where)
             dense_hits, more_rows, more_stored = self._hits_in_scope(
-                session, hits, dense_pool, keyword, conditions
+                session, hits, dense_pool, keyword, conditions, in_memory
             )
         by_hit = {hit.id: hit for hit in dense_hits}
         metrics.lap("sql")
@@ -96,6 +97,7 @@ class Retriever:
         pool: int,
         keyword: dict[str, float],
         conditions: Sequence[ColumnElement[bool]],
+        in_memory: Mapping[str, np.ndarray] | None,
     ) -> tuple[list[VectorHit], list[MemoryRecord], dict[str, np.ndarray]]:
         """The nearest `pool` of `hits` that meet `conditions`, with the rows and vectors of
         those not among the `keyword` matches (whose rows were read, in scope, already).
@@ -112,7 +114,10 @@ class Retriever:
             unread = [hit.id for hit in batch if hit.id not in keyword]
             found, vectors = (
                 memories_with_vectors(
-                    session, [col(Memory.id).in_(unread), *conditions], self._embedding_model
+                    session,
+                    [col(Memory.id).in_(unread), *conditions],
+                    self._embedding_model,
+                    in_memory,
                 )
                 if unread
                 else ([], {})
@@ -126,12 +131,17 @@ class Retriever:
         return chosen, rows, stored
 
     def _rows(
-        self, session: Session, ids: Sequence[str]
+        self,
+        session: Session,
+        ids: Sequence[str],
+        in_memory: Mapping[str, np.ndarray] | None,
     ) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
         """The rows of `ids` and their stored vectors (no scope check: callers did it)."""
         if not ids:
             return [], {}
-        return memories_with_vectors(session, [col(Memory.id).in_(ids)], self._embedding_model)
+        return memories_with_vectors(
+            session, [col(Memory.id).in_(ids)], self._embedding_model, in_memory
+        )
 
     def _nearest(
         self,
@@ -163,7 +173,8 @@ class Retriever:
             *memory_conditions(namespace_ids, filters, statuses),
         ]
         keyword = dict(keyword_search(session, query, namespace_ids, conditions, len(ids)))
-        rows, stored = memories_with_vectors(session, conditions, self._embedding_model)
+        in_memory = self._vectors.vectors_in_memory(namespace_ids)
+        rows, stored = memories_with_vectors(session, conditions, self._embedding_model, in_memory)
         return self._candidates(rows, stored, query_embedding, keyword, {})
 
     def _candidates(

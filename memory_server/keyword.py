@@ -9,13 +9,14 @@ divided by what a strong match scores on it (`_STRONG_RAW`): on either, 1.0 mean
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from .models import Memory
+from .records import MEMORY_TABLE, MemoryRecord, to_record
 
 MAX_TERMS = 32
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -60,17 +61,42 @@ def keyword_search(
 ) -> list[tuple[str, float]]:
     """(memory id, score) for memories of `namespace_ids` that match any query term and
     `conditions`, best first."""
+    rows = _matching(session, query, namespace_ids, conditions, limit, [MEMORY_TABLE.c.id])
+    return [(str(row[0]), score) for row, score in rows]
+
+
+def keyword_matches(
+    session: Session,
+    query: str,
+    namespace_ids: Sequence[str],
+    conditions: Sequence[ColumnElement[bool]],
+    limit: int,
+) -> list[tuple[MemoryRecord, float]]:
+    """`keyword_search` with each match's row, read by the same statement."""
+    rows = _matching(session, query, namespace_ids, conditions, limit, MEMORY_TABLE.columns)
+    return [(to_record(row), score) for row, score in rows]
+
+
+def _matching(
+    session: Session,
+    query: str,
+    namespace_ids: Sequence[str],
+    conditions: Sequence[ColumnElement[bool]],
+    limit: int,
+    columns: Iterable[sa.ColumnElement[Any]],
+) -> list[tuple[Sequence[Any], float]]:
+    """`columns` of the best `limit` matches, each with its score on the common scale."""
     terms = query_terms(query)
     if not terms:
         return []
-    memory = Memory.__table__  # type: ignore[attr-defined]
+    memory = MEMORY_TABLE
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         english: sa.ColumnElement[str] = sa.literal_column("'english'")
         vector = SEARCH_VECTOR  # stored by the database with each row (migration m0008)
         tsquery = sa.func.to_tsquery(english, " | ".join(terms))
         score: sa.ColumnElement[float] = sa.func.ts_rank_cd(vector, tsquery)
-        statement = sa.select(memory.c.id, score.label("score")).where(vector.op("@@")(tsquery))
+        statement = sa.select(*columns, score.label("score")).where(vector.op("@@")(tsquery))
     else:
         if not namespace_ids:
             return []
@@ -80,7 +106,7 @@ def keyword_search(
         namespaces = " OR ".join(f'"{namespace_id}"' for namespace_id in namespace_ids)
         words = " OR ".join(f'"{term}"' for term in terms)
         statement = (
-            sa.select(memory.c.id, score.label("score"))
+            sa.select(*columns, score.label("score"))
             .select_from(memory.join(fts, sa.literal_column("memory.rowid") == fts.c.rowid))
             .where(
                 sa.literal_column("memory_fts").op("MATCH")(
@@ -91,4 +117,4 @@ def keyword_search(
     statement = statement.where(*conditions).order_by(sa.desc("score"), memory.c.id).limit(limit)
     rows = session.connection().execute(statement).all()
     strong = _STRONG_RAW.get(dialect, _STRONG_RAW["sqlite"])
-    return [(str(row[0]), float(row[1]) / strong * STRONG_MATCH) for row in rows]
+    return [(row, float(row[-1]) / strong * STRONG_MATCH) for row in rows]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import sqlalchemy as sa
 from sqlalchemy import and_, delete, insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
@@ -78,6 +79,16 @@ def memories_with_vectors(
         if blob is not None:
             vectors[memory.id] = from_blob(blob)
     return memories, vectors
+
+
+def stored_vectors(session: Session, ids: Sequence[str], model: str) -> dict[str, np.ndarray]:
+    """The vectors `model` gave `ids`, for those that have one."""
+    if not ids:
+        return {}
+    statement = sa.select(_TABLE.c.memory_id, _TABLE.c.vector).where(
+        _TABLE.c.memory_id.in_(list(ids)), _TABLE.c.model == model
+    )
+    return {row[0]: from_blob(row[1]) for row in session.connection().execute(statement)}
 
 
 def delete_embeddings(session: Session, ids: Sequence[str]) -> None:

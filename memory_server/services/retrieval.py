@@ -14,12 +14,12 @@ from .. import metrics
 from ..embeddings import QueryEmbedder
 from ..errors import StoreUnavailable
 from ..filters import memory_conditions, vector_where
-from ..keyword import keyword_search
+from ..keyword import keyword_matches, keyword_search
 from ..models import Memory
 from ..ranking import Candidate
 from ..records import MemoryRecord
 from ..schemas import MemoryFilters, MemoryStatus
-from ..stored_embeddings import memories_with_vectors
+from ..stored_embeddings import memories_with_vectors, stored_vectors
 from ..vectors import VectorHit, VectorStore, Where
 
 
@@ -66,9 +66,11 @@ class Retriever:
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
         conditions = memory_conditions(namespace_ids, filters, statuses)
         in_memory = self._vectors.vectors_in_memory(namespace_ids)
-        keyword = dict(keyword_search(session, query, namespace_ids, conditions, pool))
         # keyword matches met `conditions` in their query: their rows need no other check
-        rows, stored = self._rows(session, list(keyword), in_memory)
+        matches = keyword_matches(session, query, namespace_ids, conditions, pool)
+        keyword = {memory.id: score for memory, score in matches}
+        rows = [memory for memory, _ in matches]
+        stored = self._vectors_of(session, [memory.id for memory in rows], in_memory)
         metrics.lap("sql")
         embedding = pending.result()
         metrics.lap("embedding")
@@ -130,18 +132,13 @@ class Retriever:
             stored |= {id_: vector for id_, vector in vectors.items() if id_ in kept}
         return chosen, rows, stored
 
-    def _rows(
-        self,
-        session: Session,
-        ids: Sequence[str],
-        in_memory: Mapping[str, np.ndarray] | None,
-    ) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
-        """The rows of `ids` and their stored vectors (no scope check: callers did it)."""
-        if not ids:
-            return [], {}
-        return memories_with_vectors(
-            session, [col(Memory.id).in_(ids)], self._embedding_model, in_memory
-        )
+    def _vectors_of(
+        self, session: Session, ids: Sequence[str], in_memory: Mapping[str, np.ndarray] | None
+    ) -> dict[str, np.ndarray]:
+        """The vectors of `ids`: from memory when the process holds them, else from SQL."""
+        if in_memory is not None:
+            return {id_: in_memory[id_] for id_ in ids if id_ in in_memory}
+        return stored_vectors(session, ids, self._embedding_model)
 
     def _nearest(
         self,

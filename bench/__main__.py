@@ -16,7 +16,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ingest, latency, quality, tiers
+from bench import cold_start, ingest, latency, quality, tiers
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -79,6 +79,20 @@ def main(argv: list[str] | None = None) -> None:
             f"--requests {size[2]}` (the loaded data is kept under `var/bench/` and reused).",
             "",
             latency.markdown(result),
+            "",
+        ]
+    if not args.skip_latency:
+        size = (5_000, 10, 10) if args.quick else (100_000, 100, 30)
+        command = ["--memories", str(size[0]), "--agents", str(size[1])]
+        command += ["--namespaces", str(size[2])]
+        result = cold_start.main(command)
+        sections += [
+            "## A namespace's first context call after a start",
+            "",
+            f"Command: `python -m bench.cold_start {' '.join(command)}` (the store of the "
+            "latency run above).",
+            "",
+            cold_start.markdown(result),
             "",
         ]
     if not args.skip_latency and not args.skip_scale_out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -29,7 +30,7 @@ from .services.retrieval import Retriever
 from .services.search import SearchService
 from .services.sharing import SharingService
 from .services.transfer import TransferService
-from .services.usage import AccessRecorder
+from .services.usage import AccessRecorder, recently_read_namespaces
 from .statements import StatementEmbedder
 from .tokens import count_tokens
 from .vectors import VectorStore, open_vector_store
@@ -166,6 +167,8 @@ def build_runtime(
                 report.repaired,
                 " (rebuilt)" if report.rebuilt else "",
             )
+    if not maintenance:
+        _warm(vectors, db)
     queries = QueryEmbedder(model)
     recorder = AccessRecorder(db)
     retriever = Retriever(vectors, queries, embedder.name)
@@ -194,6 +197,24 @@ def build_runtime(
         transfer=TransferService(db, memories, vectors, embedder, settings),
         store_metrics=StoreCollector(db, vectors),
     )
+
+
+STARTUP_WARM_SECONDS = 10.0
+
+
+def _warm(vectors: VectorStore, db: Database) -> None:
+    """Make the index ready for the namespaces read most recently before this process serves
+    (at most `STARTUP_WARM_SECONDS`): their first calls then cost what later ones do."""
+    started = time.monotonic()
+    try:
+        warmed = vectors.warm(recently_read_namespaces(db), STARTUP_WARM_SECONDS)
+    except Exception:  # each namespace gets ready on its first query instead
+        log.exception("could not warm the vector index")
+        return
+    if warmed:
+        log.info(
+            "vector index warm for %d namespaces in %.1f s", warmed, time.monotonic() - started
+        )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -74,6 +74,11 @@ class VectorStore(Protocol):
         memory already (so reading them costs nothing); None otherwise."""
         ...
 
+    def warm(self, namespace_ids: Sequence[str], seconds: float) -> int:
+        """Get ready to answer for `namespace_ids` (most wanted first) now, for up to `seconds`,
+        so that their first queries do not pay for it; returns how many were made ready."""
+        ...
+
     def namespace_size(self, namespace_id: str) -> int:
         """How many records the namespace holds."""
         ...
@@ -239,6 +244,9 @@ class ChromaVectorStore:
 
     def vectors_in_memory(self, namespace_ids: Sequence[str]) -> Mapping[str, np.ndarray] | None:
         return None  # kept in Chroma only
+
+    def warm(self, namespace_ids: Sequence[str], seconds: float) -> int:
+        return 0  # Chroma loads a collection on its first query
 
     def namespace_size(self, namespace_id: str) -> int:
         return sum(self._each([namespace_id], lambda c: int(c.count())))

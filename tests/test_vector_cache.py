@@ -15,7 +15,7 @@ import pytest
 from memory_server.config import Settings
 from memory_server.vector_cache import VectorCache
 from memory_server.vectors import ChromaVectorStore, VectorRecord, VectorStore, open_vector_store
-from tests.conftest import ADMIN_KEY, release_chroma_clients
+from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients
 
 DIMENSION = 16
 
@@ -237,6 +237,35 @@ def test_the_vectors_in_memory_are_the_index_s_and_follow_its_writes(store: Vect
     np.testing.assert_allclose(held["a5"], indexed["a5"], atol=1e-6)  # a snapshot stays whole
     cache.delete(["b7"], ["ns_b"])
     assert "b7" not in cache.vectors_in_memory(["ns_b"]) and "b7" in held  # type: ignore[operator]
+
+
+def test_warming_copies_namespaces_in_order_as_long_as_they_fit(store: VectorStore) -> None:
+    assert store.warm(["ns_a"], 10) == 0  # Chroma keeps nothing ready
+    cache = VectorCache(store, max_vectors=400)
+    assert cache.warm(["ns_b", "ns_a"], 10) == 1  # ns_a's 300 do not fit beside ns_b's 200
+    assert cache.copied_namespaces() == ["ns_b"]
+    assert cache.warm(["ns_a"], 10) == 0  # nothing is evicted to warm another
+    assert cache.copied_namespaces() == ["ns_b"]
+    roomy = VectorCache(store, max_vectors=10_000)
+    assert roomy.warm(["ns_a", "ns_b"], 0) == 0  # no time
+    assert roomy.warm(["ns_a", "ns_b"], 10) == 2 and roomy.warm(["ns_a"], 10) == 0
+    query = unit(np.random.default_rng(14), 1)[0].tolist()
+    assert ids(roomy.query(query, 10, ["ns_a"])) == ids(store.query(query, 10, ["ns_a"]))
+
+
+def test_a_start_copies_the_namespaces_read_most_recently(server: LiveServer, make_agent) -> None:
+    read, unread = make_agent(), make_agent()
+    for agent in (read, unread):
+        notes = [{"content": f"Note {i} about the launch checklist"} for i in range(3)]
+        assert agent.client.post("/v1/memories/batch", json={"memories": notes}).status_code == 201
+    body = {"query": "the launch checklist", "budget_tokens": 200}
+    assert read.client.post("/v1/context", json=body).json()["items"]
+    server.app.state.runtime.recorder.flush()  # the access is written down
+    server.stop()
+    release_chroma_clients()
+    server.start()
+    # before any query: the namespace read before the restart is copied, the other is not
+    assert server.app.state.runtime.vectors.copied_namespaces() == [read.namespace_id]
 
 
 def test_a_reset_drops_every_copy(store: VectorStore) -> None:

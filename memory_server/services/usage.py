@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, select, update
 
 from ..db import Database
 from ..models import Memory, utcnow
@@ -69,3 +69,17 @@ class AccessRecorder:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self.flush()
+
+
+def recently_read_namespaces(db: Database, limit: int = 10_000) -> list[str]:
+    """The namespaces whose memories were served, the most recently served first."""
+    table = Memory.__table__  # type: ignore[attr-defined]
+    statement = (
+        select(table.c.namespace_id)
+        .where(table.c.last_accessed_at.is_not(None))
+        .group_by(table.c.namespace_id)
+        .order_by(func.max(table.c.last_accessed_at).desc(), table.c.namespace_id)
+        .limit(limit)
+    )
+    with db.read() as session:
+        return [str(row[0]) for row in session.connection().execute(statement)]

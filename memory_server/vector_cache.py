@@ -10,7 +10,9 @@ The copies mirror the index as this process writes it:
 - every write goes through `upsert`, `delete` and `reset` here: to the index first, then to the
   copies, under one lock. A write that fails drops the copies it touched (they are loaded again).
 - a namespace is copied on the first query that asks for it, which pays for the load once (as it
-  pays for Chroma loading its HNSW). The load reads without the lock; a write to the namespace
+  pays for Chroma loading its HNSW), or at a start (`warm`) if it was read recently. Loading in
+  a background thread instead would not spare the calls: Chroma's get of the vectors holds the
+  GIL throughout (~25 ms for 1,000), so it stalls whichever call runs beside it. The load reads without the lock; a write to the namespace
   while it reads voids it (a generation bumped under the lock), and the index answers instead,
   for `retry_after` seconds before another load is tried (also after a load that failed).
 - another process writing the same index is not seen, so the copies are only kept in front of an

@@ -12,9 +12,10 @@ The copies mirror the index as this process writes it:
 - a namespace is copied on the first query that asks for it, which pays for the load once (as it
   pays for Chroma loading its HNSW), or at a start (`warm`) if it was read recently. Loading in
   a background thread instead would not spare the calls: Chroma's get of the vectors holds the
-  GIL throughout (~25 ms for 1,000), so it stalls whichever call runs beside it. The load reads without the lock; a write to the namespace
-  while it reads voids it (a generation bumped under the lock), and the index answers instead,
-  for `retry_after` seconds before another load is tried (also after a load that failed).
+  GIL throughout (~25 ms for 1,000), so it stalls whichever call runs beside it. The load reads
+  without the lock; a write to the namespace while it reads voids it (a generation bumped under
+  the lock), and the index answers instead, for `retry_after` seconds before another load is
+  tried (also after a load that failed).
 - another process writing the same index is not seen, so the copies are only kept in front of an
   embedded Chroma (one server owns its data dir), and a copy older than `max_age` seconds is read
   again in the background (the maintenance commands can write the same data dir).

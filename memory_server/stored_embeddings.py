@@ -60,7 +60,10 @@ def memories_with_vectors(
     """The memories meeting `conditions` (as records) and, for those that have one, their vector
     from `model`: one read (an outer join). With `in_memory` (the vectors this process holds,
     `VectorStore.vectors_in_memory`), the vectors come from there and the read skips the join,
-    whose 1.5 kB blobs cost ~0.5 ms per 40 rows; a memory missing from it has no vector here."""
+    whose 1.5 kB blobs cost ~0.5 ms per 40 rows; a memory missing from it has no vector here.
+    Those are the index's vectors, which a write changes just before its SQL commit: a memory
+    rewritten during the call may be read with a vector and a content one write apart, as the
+    index's own answers (the neighbours' similarities) already may."""
     if in_memory is not None:
         records = read_records(session, select_records().where(*conditions))
         return records, {m.id: in_memory[m.id] for m in records if m.id in in_memory}

@@ -104,7 +104,9 @@ class HeldVectors(Mapping[str, np.ndarray]):
         for copy in self._copies:
             row = copy.positions.get(id_)
             if row is not None:
-                return copy.matrix[row]
+                view = copy.matrix[row]
+                view.flags.writeable = False  # the copy is shared by every call
+                return view
         raise KeyError(id_)
 
     def __iter__(self) -> Iterator[str]:

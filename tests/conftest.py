@@ -141,14 +141,21 @@ def release_chroma_clients() -> None:
     SharedSystemClient.clear_system_cache()
 
 
-@pytest.fixture
-def server(settings: Settings) -> Iterator[LiveServer]:
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[LiveServer]:
+    """A live server on `settings` for the block; stopped, and its Chroma client released, after."""
     live = LiveServer(settings).start()
     try:
         yield live
     finally:
         live.stop()
         release_chroma_clients()
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[LiveServer]:
+    with serving(settings) as live:
+        yield live
 
 
 @pytest.fixture

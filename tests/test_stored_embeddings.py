@@ -18,7 +18,7 @@ from memory_server.config import Settings
 from memory_server.models import Memory
 from memory_server.schemas import SearchRequest
 from memory_server.stored_embeddings import memories_with_vectors
-from tests.conftest import ADMIN_KEY, LiveServer, release_chroma_clients, server_settings
+from tests.conftest import ADMIN_KEY, LiveServer, server_settings, serving
 from tests.index_probe import namespace_collection
 
 FACTS = [
@@ -123,13 +123,10 @@ def copies_or_index(
     """A server whose ranking reads vectors not kept in SQL from the in-memory copies of the
     index (the default) or, with no copies, from the index itself."""
     cache = {"copies": 250_000, "index": 0}[request.param]
-    settings = server_settings(tmp_path / "var", database_url, vector_cache_vectors=cache)
-    live = LiveServer(settings).start()
-    try:
+    with serving(
+        server_settings(tmp_path / "var", database_url, vector_cache_vectors=cache)
+    ) as live:
         yield live
-    finally:
-        live.stop()
-        release_chroma_clients()
 
 
 def test_rows_without_a_stored_vector_rank_the_same_from_the_index(

@@ -229,6 +229,8 @@ def test_the_vectors_in_memory_are_the_index_s_and_follow_its_writes(store: Vect
     for id_ in ("a5", "b7"):
         np.testing.assert_allclose(held[id_], indexed[id_], atol=1e-6)
     assert "elsewhere" not in held
+    with pytest.raises(ValueError):  # shared by every call: nobody writes into it
+        held["a5"][0] = 2.0
 
     cache.upsert([VectorRecord("a5", probe, {"namespace_id": "ns_a"})])
     after = cache.vectors_in_memory(["ns_a"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -57,12 +58,26 @@ TITLES = {
 }
 
 
-def render_line(memory: Memory | MemoryRecord) -> str:
-    """One memory as a prompt line, with its date and kind."""
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def render_date(moment: datetime, *, with_time: bool = False) -> str:
+    """`22 Nov 2026` (`22 Nov 2026 14:05` with the time): 5 tokens where `2026-11-22` takes 6
+    in the cl100k and o200k tokenizers. Month names are English whatever the process's locale."""
+    day = f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}"
+    return f"{day} {moment:%H:%M}" if with_time else day
+
+
+def render_line(memory: Memory | MemoryRecord, *, with_time: bool = False) -> str:
+    """One memory as a prompt line, with its date and kind; a message's time of day too when
+    `with_time` (the turns of the recent conversation). A line's label costs 10 tokens for a
+    message ("[22 Nov 2026 · user] "), against 15 with the time and an ISO date: on turns of
+    ~25 tokens, the label decides how many fit in a budget."""
     if memory.kind == "message":
-        label = f"{memory.created_at:%Y-%m-%d %H:%M} · {memory.role or 'message'}"
+        when = render_date(memory.created_at, with_time=with_time)
+        label = f"{when} · {memory.role or 'message'}"
     else:
-        label = f"{memory.created_at:%Y-%m-%d} · {memory.kind}"
+        label = f"{render_date(memory.created_at)} · {memory.kind}"
         if memory.key:
             label += f" · {memory.key}"
     return f"[{label}] {memory.content}"
@@ -130,7 +145,13 @@ class ContextService:
             [request.tiers.thread, request.tiers.facts, request.tiers.memories]
         )
         tiers = [
-            Tier("thread", TITLES["thread"], shares[0], _lines(thread), contiguous=True),
+            Tier(
+                "thread",
+                TITLES["thread"],
+                shares[0],
+                _lines(thread, with_time=True),
+                contiguous=True,
+            ),
             Tier("facts", TITLES["facts"], shares[1], _lines(facts)),
             Tier(
                 "memories",
@@ -286,11 +307,18 @@ def _summary_conflicts(sources: dict[str, list[str]]) -> dict[str, frozenset[str
 
 
 def _lines(
-    memories: Sequence[MemoryRecord], conflicts: dict[str, frozenset[str]] | None = None
+    memories: Sequence[MemoryRecord],
+    conflicts: dict[str, frozenset[str]] | None = None,
+    *,
+    with_time: bool = False,
 ) -> list[Line]:
     conflicts = conflicts or {}
     return [
-        Line(key=m.id, text=render_line(m), conflicts=conflicts.get(m.id, frozenset()))
+        Line(
+            key=m.id,
+            text=render_line(m, with_time=with_time),
+            conflicts=conflicts.get(m.id, frozenset()),
+        )
         for m in memories
     ]
 

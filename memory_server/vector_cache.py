@@ -193,7 +193,7 @@ class VectorCache:
             return None
         return HeldVectors([copy for copy in copies if copy is not None])
 
-    def warm(self, namespace_ids: Sequence[str], seconds: float) -> int:
+    def warm(self, namespace_ids: Iterable[str], seconds: float) -> int:
         """Copy `namespace_ids` now, in order, as long as they fit beside what is held (none is
         evicted for them) and `seconds` last; returns how many were copied. At a start, with the
         namespaces read most recently, it spares their first calls the load (~25 ms for 1,000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -74,7 +74,7 @@ class VectorStore(Protocol):
         memory already (so reading them costs nothing); None otherwise."""
         ...
 
-    def warm(self, namespace_ids: Sequence[str], seconds: float) -> int:
+    def warm(self, namespace_ids: Iterable[str], seconds: float) -> int:
         """Get ready to answer for `namespace_ids` (most wanted first) now, for up to `seconds`,
         so that their first queries do not pay for it; returns how many were made ready."""
         ...
@@ -245,8 +245,8 @@ class ChromaVectorStore:
     def vectors_in_memory(self, namespace_ids: Sequence[str]) -> Mapping[str, np.ndarray] | None:
         return None  # kept in Chroma only
 
-    def warm(self, namespace_ids: Sequence[str], seconds: float) -> int:
-        return 0  # Chroma loads a collection on its first query
+    def warm(self, namespace_ids: Iterable[str], seconds: float) -> int:
+        return 0  # Chroma loads a collection on its first query; `namespace_ids` is not read
 
     def namespace_size(self, namespace_id: str) -> int:
         return sum(self._each([namespace_id], lambda c: int(c.count())))

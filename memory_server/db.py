@@ -11,6 +11,8 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from . import full_text
+
 
 def make_engine(url: str) -> Engine:
     """Build an engine tuned for concurrent request handling on the given database URL."""
@@ -33,6 +35,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # called by the triggers that keep the full-text index (full_text.py, migration m0010)
+    dbapi_connection.create_function(
+        full_text.SQL_FUNCTION, 2, full_text.namespaced_terms, deterministic=True
+    )
 
 
 class Database:

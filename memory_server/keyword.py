@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from .full_text import match_expression
 from .records import MEMORY_TABLE, MemoryRecord, to_record
 
 MAX_TERMS = 32
@@ -101,17 +102,14 @@ def _matching(
         if not namespace_ids:
             return []
         fts = sa.table("memory_fts", sa.column("rowid"))
-        # The namespace column narrows the match inside the index and weighs nothing in BM25.
-        score = sa.func.bm25(sa.literal_column("memory_fts"), 1.0, 0.0) * -1
-        namespaces = " OR ".join(f'"{namespace_id}"' for namespace_id in namespace_ids)
-        words = " OR ".join(f'"{term}"' for term in terms)
+        # Words are indexed tagged by namespace (full_text.py): the match reads only the lists
+        # of the namespaces asked, and weighs each word by its frequency there.
+        score = sa.func.bm25(sa.literal_column("memory_fts")) * -1
         statement = (
             sa.select(*columns, score.label("score"))
             .select_from(memory.join(fts, sa.literal_column("memory.rowid") == fts.c.rowid))
             .where(
-                sa.literal_column("memory_fts").op("MATCH")(
-                    f"namespace_id : ({namespaces}) AND content : ({words})"
-                )
+                sa.literal_column("memory_fts").op("MATCH")(match_expression(namespace_ids, terms))
             )
         )
     statement = statement.where(*conditions).order_by(sa.desc("score"), memory.c.id).limit(limit)

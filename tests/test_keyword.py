@@ -73,6 +73,46 @@ def test_keyword_matches_are_in_scope_best_first_and_follow_edits(
     assert _search(db, "postgres upgrade", mine) == []
 
 
+def _add(db: Database, namespace_id: str, contents: dict[str, str]) -> None:
+    now = utcnow()
+    with db.write() as session:
+        for memory_id, content in contents.items():
+            session.add(
+                Memory(
+                    id=memory_id,
+                    namespace_id=namespace_id,
+                    kind="note",
+                    content=content,
+                    content_hash=memory_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+def test_a_words_weight_does_not_depend_on_other_namespaces(migrated_db: Database) -> None:
+    """SQLite weighs a query word by how many memories of the namespace hold it (full_text.py):
+    what another agent writes does not move one word against another here. With one index of
+    plain words, "apple", common elsewhere, weighed less than "banana"."""
+    db = migrated_db
+    if not db.is_sqlite:
+        pytest.skip("SQLite only: PostgreSQL's ts_rank_cd weighs no word by its frequency")
+    agents = AgentService(db)
+    mine = agents.create_agent(AgentCreate(name="fruit-owner")).default_namespace_id
+    other = agents.create_agent(AgentCreate(name="fruit-other")).default_namespace_id
+    assert mine is not None and other is not None
+    _add(db, mine, {"mem_apple": "Apple pie recipe.", "mem_banana": "Banana bread recipe."})
+    _add(db, other, {f"mem_other_{i}": f"Apple harvest number {i}." for i in range(30)})
+    conditions = memory_conditions([mine], MemoryFilters(), [MemoryStatus.ACTIVE])
+    with db.read() as session:
+        scores = dict(keyword_search(session, "apple banana", [mine], conditions, 10))
+    assert set(scores) == {"mem_apple", "mem_banana"}
+    assert scores["mem_apple"] == pytest.approx(scores["mem_banana"], rel=1e-9)
+    with db.read() as session:
+        across = dict(keyword_search(session, "apple", [mine, other], [], 50))
+    assert len(across) == 31  # a scope of two namespaces asks for the word in each
+
+
 def test_postgres_keyword_query_reads_stored_search_vectors(
     migrated_db: Database,
 ) -> None:

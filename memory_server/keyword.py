@@ -9,15 +9,18 @@ divided by what a strong match scores on it (`_STRONG_RAW`): on either, 1.0 mean
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from .full_text import match_expression
 from .records import MEMORY_TABLE, MemoryRecord, to_record
+
+if TYPE_CHECKING:  # filters.py imports schemas.py, which imports this module through ranking.py
+    from .filters import Scope
 
 MAX_TERMS = 32
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -56,63 +59,83 @@ def query_terms(query: str) -> list[str]:
 def keyword_search(
     session: Session,
     query: str,
-    namespace_ids: Sequence[str],
-    conditions: Sequence[ColumnElement[bool]],
+    scope: Scope,
     limit: int,
+    ids: Sequence[str] | None = None,
 ) -> list[tuple[str, float]]:
-    """(memory id, score) for memories of `namespace_ids` that match any query term and
-    `conditions`, best first."""
-    rows = _matching(session, query, namespace_ids, conditions, limit, [MEMORY_TABLE.c.id])
+    """(memory id, score) for memories in `scope` (of `ids`, if given) that match any query
+    term, best first."""
+    rows = _matching(session, query, scope, limit, with_rows=False, ids=ids)
     return [(str(row[0]), score) for row, score in rows]
 
 
 def keyword_matches(
-    session: Session,
-    query: str,
-    namespace_ids: Sequence[str],
-    conditions: Sequence[ColumnElement[bool]],
-    limit: int,
+    session: Session, query: str, scope: Scope, limit: int
 ) -> list[tuple[MemoryRecord, float]]:
     """`keyword_search` with each match's row, read by the same statement."""
-    rows = _matching(session, query, namespace_ids, conditions, limit, MEMORY_TABLE.columns)
+    rows = _matching(session, query, scope, limit, with_rows=True, ids=None)
     return [(to_record(row), score) for row, score in rows]
 
 
 def _matching(
     session: Session,
     query: str,
-    namespace_ids: Sequence[str],
-    conditions: Sequence[ColumnElement[bool]],
+    scope: Scope,
     limit: int,
-    columns: Iterable[sa.ColumnElement[Any]],
+    *,
+    with_rows: bool,
+    ids: Sequence[str] | None,
 ) -> list[tuple[Sequence[Any], float]]:
-    """`columns` of the best `limit` matches, each with its score on the common scale."""
+    """The best `limit` matches (their rows, or ids), each with its score on the common scale."""
     terms = query_terms(query)
-    if not terms:
+    namespace_ids = scope.namespace_ids
+    if not terms or not namespace_ids:
         return []
-    memory = MEMORY_TABLE
     dialect = session.get_bind().dialect.name
+    parameters = {**scope.parameters, "keyword_limit": limit}
+    if dialect == "postgresql":
+        parameters["keyword_query"] = " | ".join(terms)
+    else:
+        parameters["keyword_match"] = match_expression(namespace_ids, terms)
+    if ids is not None:
+        parameters["keyword_ids"] = list(ids)
+    statement = _statement(dialect, scope.conditions, with_rows=with_rows, by_id=ids is not None)
+    rows = session.connection().execute(statement, parameters).all()
+    strong = _STRONG_RAW.get(dialect, _STRONG_RAW["sqlite"])
+    return [(row, float(row[-1]) / strong * STRONG_MATCH) for row in rows]
+
+
+@lru_cache(maxsize=512)
+def _statement(
+    dialect: str,
+    conditions: tuple[sa.ColumnElement[bool], ...],
+    *,
+    with_rows: bool,
+    by_id: bool,
+) -> sa.Select[Any]:
+    """The keyword query for scopes with `conditions` (one tuple per scope shape, so this is
+    built once per shape: filters.py says why)."""
+    memory = MEMORY_TABLE
+    columns = memory.columns if with_rows else [memory.c.id]
+    score: sa.ColumnElement[float]
     if dialect == "postgresql":
         english: sa.ColumnElement[str] = sa.literal_column("'english'")
         vector = SEARCH_VECTOR  # stored by the database with each row (migration m0008)
-        tsquery = sa.func.to_tsquery(english, " | ".join(terms))
-        score: sa.ColumnElement[float] = sa.func.ts_rank_cd(vector, tsquery)
+        tsquery = sa.func.to_tsquery(english, sa.bindparam("keyword_query", type_=sa.String()))
+        score = sa.func.ts_rank_cd(vector, tsquery)
         statement = sa.select(*columns, score.label("score")).where(vector.op("@@")(tsquery))
     else:
-        if not namespace_ids:
-            return []
         fts = sa.table("memory_fts", sa.column("rowid"))
         # Words are indexed tagged by namespace (full_text.py): the match reads only the lists
         # of the namespaces asked, and weighs each word by its frequency there.
         score = sa.func.bm25(sa.literal_column("memory_fts")) * -1
+        match = sa.bindparam("keyword_match", type_=sa.String())
         statement = (
             sa.select(*columns, score.label("score"))
             .select_from(memory.join(fts, sa.literal_column("memory.rowid") == fts.c.rowid))
-            .where(
-                sa.literal_column("memory_fts").op("MATCH")(match_expression(namespace_ids, terms))
-            )
+            .where(sa.literal_column("memory_fts").op("MATCH")(match))
         )
-    statement = statement.where(*conditions).order_by(sa.desc("score"), memory.c.id).limit(limit)
-    rows = session.connection().execute(statement).all()
-    strong = _STRONG_RAW.get(dialect, _STRONG_RAW["sqlite"])
-    return [(row, float(row[-1]) / strong * STRONG_MATCH) for row in rows]
+    statement = statement.where(*conditions)
+    if by_id:
+        statement = statement.where(memory.c.id.in_(sa.bindparam("keyword_ids", expanding=True)))
+    return statement.order_by(sa.desc("score"), memory.c.id).limit(sa.bindparam("keyword_limit"))

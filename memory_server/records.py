@@ -10,7 +10,7 @@ decoded by the same column types (UTC datetimes, JSON).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -80,6 +80,8 @@ def to_record(row: Sequence[Any]) -> MemoryRecord:
     return MemoryRecord(*row[: len(FIELD_NAMES)])
 
 
-def read_records(session: Session, statement: sa.Select[Any]) -> list[MemoryRecord]:
-    """The records a `select_records` statement returns, in its order."""
-    return [to_record(row) for row in session.connection().execute(statement)]
+def read_records(
+    session: Session, statement: sa.Select[Any], parameters: Mapping[str, Any] | None = None
+) -> list[MemoryRecord]:
+    """The records a `select_records` statement returns (run with `parameters`), in its order."""
+    return [to_record(row) for row in session.connection().execute(statement, parameters)]

@@ -13,6 +13,8 @@ stored vector always belongs to the stored content; deleted with the memory.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -20,8 +22,9 @@ from sqlalchemy import and_, delete, insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from .filters import Scope, ScopeShape, scope_conditions
 from .models import MemoryEmbedding
-from .records import MEMORY_TABLE, MemoryRecord, read_records, select_records, to_record
+from .records import MEMORY_TABLE, MemoryRecord, select_records, to_record
 from .vectors import VectorRecord
 
 _TABLE = MemoryEmbedding.__table__  # type: ignore[attr-defined]
@@ -64,18 +67,54 @@ def memories_with_vectors(
     Those are the index's vectors, which a write changes just before its SQL commit: a memory
     rewritten during the call may be read with a vector and a content one write apart, as the
     index's own answers (the neighbours' similarities) already may."""
-    if in_memory is not None:
-        records = read_records(session, select_records().where(*conditions))
-        return records, {m.id: in_memory[m.id] for m in records if m.id in in_memory}
+    statement = _with_vectors(in_memory is None).where(*conditions)
+    return _read(session, statement, {"vector_model": model}, in_memory)
+
+
+def memories_in_scope(
+    session: Session,
+    ids: Sequence[str],
+    scope: Scope,
+    model: str,
+    in_memory: Mapping[str, np.ndarray] | None = None,
+) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
+    """`memories_with_vectors` for the memories of `ids` in `scope`, by a statement built once
+    per scope shape (the read that checks a call's neighbours, on every call)."""
+    statement = _in_scope(scope.shape, with_vectors=in_memory is None)
+    parameters = {**scope.parameters, "ids": list(ids), "vector_model": model}
+    return _read(session, statement, parameters, in_memory)
+
+
+def _with_vectors(join: bool) -> sa.Select[Any]:
+    """Every memory column, then (with `join`) the vector of the model `:vector_model`."""
+    if not join:
+        return select_records()
     same_memory = _TABLE.c.memory_id == MEMORY_TABLE.c.id
-    statement = (
-        select_records(_TABLE.c.vector)
-        .select_from(MEMORY_TABLE.outerjoin(_TABLE, and_(same_memory, _TABLE.c.model == model)))
-        .where(*conditions)
+    of_model = _TABLE.c.model == sa.bindparam("vector_model")
+    return select_records(_TABLE.c.vector).select_from(
+        MEMORY_TABLE.outerjoin(_TABLE, and_(same_memory, of_model))
     )
+
+
+@lru_cache(maxsize=512)
+def _in_scope(shape: ScopeShape, *, with_vectors: bool) -> sa.Select[Any]:
+    by_id = MEMORY_TABLE.c.id.in_(sa.bindparam("ids", expanding=True))
+    return _with_vectors(with_vectors).where(by_id, *scope_conditions(shape))
+
+
+def _read(
+    session: Session,
+    statement: sa.Select[Any],
+    parameters: Mapping[str, Any],
+    in_memory: Mapping[str, np.ndarray] | None,
+) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
+    rows = session.connection().execute(statement, parameters)
+    if in_memory is not None:
+        records = [to_record(row) for row in rows]
+        return records, {m.id: in_memory[m.id] for m in records if m.id in in_memory}
     memories: list[MemoryRecord] = []
     vectors: dict[str, np.ndarray] = {}
-    for row in session.connection().execute(statement):
+    for row in rows:
         memory = to_record(row)
         memories.append(memory)
         blob = row[-1]

@@ -8,7 +8,7 @@ from sqlalchemy import event, update
 from sqlmodel import col
 
 from memory_server.db import Database
-from memory_server.filters import memory_conditions
+from memory_server.filters import Scope
 from memory_server.keyword import keyword_search
 from memory_server.models import Memory, utcnow
 from memory_server.schemas import AgentCreate, MemoryFilters, MemoryStatus
@@ -48,9 +48,9 @@ def _store(db: Database) -> tuple[str, str]:
 
 
 def _search(db: Database, query: str, namespace: str) -> list[str]:
-    conditions = memory_conditions([namespace], MemoryFilters(), [MemoryStatus.ACTIVE])
+    scope = Scope.of([namespace], MemoryFilters(), [MemoryStatus.ACTIVE])
     with db.read() as session:
-        matches = keyword_search(session, query, [namespace], conditions, 10)
+        matches = keyword_search(session, query, scope, 10)
     return [memory_id for memory_id, _ in matches]
 
 
@@ -103,13 +103,16 @@ def test_a_words_weight_does_not_depend_on_other_namespaces(migrated_db: Databas
     assert mine is not None and other is not None
     _add(db, mine, {"mem_apple": "Apple pie recipe.", "mem_banana": "Banana bread recipe."})
     _add(db, other, {f"mem_other_{i}": f"Apple harvest number {i}." for i in range(30)})
-    conditions = memory_conditions([mine], MemoryFilters(), [MemoryStatus.ACTIVE])
     with db.read() as session:
-        scores = dict(keyword_search(session, "apple banana", [mine], conditions, 10))
+        scores = dict(
+            keyword_search(session, "apple banana", Scope.of([mine], MemoryFilters()), 10)
+        )
     assert set(scores) == {"mem_apple", "mem_banana"}
     assert scores["mem_apple"] == pytest.approx(scores["mem_banana"], rel=1e-9)
     with db.read() as session:
-        across = dict(keyword_search(session, "apple", [mine, other], [], 50))
+        across = dict(
+            keyword_search(session, "apple", Scope.of([mine, other], MemoryFilters()), 50)
+        )
     assert len(across) == 31  # a scope of two namespaces asks for the word in each
 
 

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import memory_server.models  # noqa: F401  (registers the tables)
 from memory_server.db import Database
+from memory_server.filters import Scope
 from memory_server.keyword import keyword_search
 from memory_server.migrations import (
     MIGRATIONS,
@@ -15,7 +16,7 @@ from memory_server.migrations import (
     migrate,
 )
 from memory_server.models import Memory, utcnow
-from memory_server.schemas import AgentCreate
+from memory_server.schemas import AgentCreate, MemoryFilters
 from memory_server.services.agents import AgentService
 
 
@@ -90,7 +91,8 @@ def test_the_namespace_tagged_full_text_index_is_built_from_existing_memories(
 
         def found(namespace_id: str, query: str) -> list[str]:
             with db.read() as session:
-                return [m for m, _ in keyword_search(session, query, [namespace_id], [], 10)]
+                scope = Scope.of([namespace_id], MemoryFilters())
+                return [m for m, _ in keyword_search(session, query, scope, 10)]
 
         assert found(first, "invoices") == ["mem_1"]
         assert found(second, "invoice") == ["mem_2"]  # stemmed as before the tags

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -26,7 +28,7 @@ from ..access import scope_namespace_ids
 from ..auth import Principal
 from ..config import Settings
 from ..db import Database
-from ..filters import memory_conditions
+from ..filters import Scope, ScopeShape, scope_conditions
 from ..models import Memory, utcnow
 from ..packing import Line, Tier, normalise_shares, pack
 from ..ranking import Ranked, for_query, rank
@@ -199,28 +201,20 @@ class ContextService:
     ) -> list[MemoryRecord]:
         if request.thread_id is None or request.max_thread_messages == 0:
             return []
-        scope = MemoryFilters(thread_id=request.thread_id, kinds=["message"])
-        query = (
-            select_records()
-            .where(*memory_conditions(namespace_ids, scope))
-            .order_by(col(Memory.created_at).desc(), col(Memory.id).desc())
-            .limit(request.max_thread_messages)
+        scope = Scope.of(
+            namespace_ids, MemoryFilters(thread_id=request.thread_id, kinds=["message"])
         )
-        return read_records(session, query)
+        parameters = {**scope.parameters, "tier_limit": request.max_thread_messages}
+        return read_records(session, _thread_statement(scope.shape), parameters)
 
     def _user_facts(
         self, session: Session, namespace_ids: Sequence[str], request: ContextRequest
     ) -> list[MemoryRecord]:
         if request.user_id is None:
             return []
-        scope = MemoryFilters(user_id=request.user_id)
-        query = (
-            select_records()
-            .where(*memory_conditions(namespace_ids, scope), _IS_USER_FACT)
-            .order_by(col(Memory.importance).desc(), col(Memory.updated_at).desc())
-            .limit(MAX_FACTS)
-        )
-        return read_records(session, query)
+        scope = Scope.of(namespace_ids, MemoryFilters(user_id=request.user_id))
+        parameters = {**scope.parameters, "tier_limit": MAX_FACTS}
+        return read_records(session, _facts_statement(scope.shape), parameters)
 
     def _long_term(
         self,
@@ -294,6 +288,28 @@ class ContextService:
 # and not a parameter, so that SQLite and PostgreSQL can tell the index holds every row this
 # condition admits (tests/test_tier_indexes.py); in parentheses, since it is ANDed with others.
 _IS_USER_FACT = sa.text("(key IS NOT NULL OR kind = 'preference')")
+
+
+@lru_cache(maxsize=16)
+def _thread_statement(shape: ScopeShape) -> sa.Select[Any]:
+    """A thread's messages, newest first (built once: filters.py says why)."""
+    return (
+        select_records()
+        .where(*scope_conditions(shape))
+        .order_by(col(Memory.created_at).desc(), col(Memory.id).desc())
+        .limit(sa.bindparam("tier_limit"))
+    )
+
+
+@lru_cache(maxsize=16)
+def _facts_statement(shape: ScopeShape) -> sa.Select[Any]:
+    """A user's keyed facts and preferences, the most important first."""
+    return (
+        select_records()
+        .where(*scope_conditions(shape), _IS_USER_FACT)
+        .order_by(col(Memory.importance).desc(), col(Memory.updated_at).desc())
+        .limit(sa.bindparam("tier_limit"))
+    )
 
 
 def _summary_conflicts(sources: dict[str, list[str]]) -> dict[str, frozenset[str]]:

@@ -7,19 +7,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from .. import metrics
 from ..embeddings import QueryEmbedder
 from ..errors import StoreUnavailable
-from ..filters import memory_conditions, vector_where
+from ..filters import Scope, vector_where
 from ..keyword import keyword_matches, keyword_search
-from ..models import Memory
 from ..ranking import Candidate
 from ..records import MemoryRecord
 from ..schemas import MemoryFilters, MemoryStatus
-from ..stored_embeddings import memories_with_vectors, stored_vectors
+from ..stored_embeddings import memories_in_scope, stored_vectors
 from ..vectors import VectorHit, VectorStore, Where
 
 
@@ -64,10 +62,10 @@ class Retriever:
         """
         pending = query_embedding or self._queries.submit(query)
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
-        conditions = memory_conditions(namespace_ids, filters, statuses)
+        scope = Scope.of(namespace_ids, filters, statuses)
         in_memory = self._vectors.vectors_in_memory(namespace_ids)
-        # keyword matches met `conditions` in their query: their rows need no other check
-        matches = keyword_matches(session, query, namespace_ids, conditions, pool)
+        # keyword matches met the scope in their query: their rows need no other check
+        matches = keyword_matches(session, query, scope, pool)
         keyword = {memory.id: score for memory, score in matches}
         rows = [memory for memory, _ in matches]
         stored = self._vectors_of(session, [memory.id for memory in rows], in_memory)
@@ -77,13 +75,13 @@ class Retriever:
         hits = self._nearest(embedding, 2 * dense_pool, namespace_ids)
         metrics.lap("vector_query")
         dense_hits, more_rows, more_stored = self._hits_in_scope(
-            session, hits, dense_pool, keyword, conditions, in_memory
+            session, hits, dense_pool, keyword, scope, in_memory
         )
         if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
             where = vector_where(filters, statuses)
             hits = self._nearest(embedding, dense_pool, namespace_ids, where)
             dense_hits, more_rows, more_stored = self._hits_in_scope(
-                session, hits, dense_pool, keyword, conditions, in_memory
+                session, hits, dense_pool, keyword, scope, in_memory
             )
         by_hit = {hit.id: hit for hit in dense_hits}
         metrics.lap("sql")
@@ -98,14 +96,14 @@ class Retriever:
         hits: Sequence[VectorHit],
         pool: int,
         keyword: dict[str, float],
-        conditions: Sequence[ColumnElement[bool]],
+        scope: Scope,
         in_memory: Mapping[str, np.ndarray] | None,
     ) -> tuple[list[VectorHit], list[MemoryRecord], dict[str, np.ndarray]]:
-        """The nearest `pool` of `hits` that meet `conditions`, with the rows and vectors of
+        """The nearest `pool` of `hits` in `scope`, with the rows and vectors of
         those not among the `keyword` matches (whose rows were read, in scope, already).
 
-        Reading the rows is the scope check: the nearest `pool` hits are read with `conditions`
-        in one query, and the farther ones only when some of those were out of scope."""
+        Reading the rows is the scope check: the nearest `pool` hits are read with the scope's
+        conditions in one query, and the farther ones only when some of those were out of scope."""
         chosen: list[VectorHit] = []
         rows: list[MemoryRecord] = []
         stored: dict[str, np.ndarray] = {}
@@ -115,12 +113,7 @@ class Retriever:
                 break
             unread = [hit.id for hit in batch if hit.id not in keyword]
             found, vectors = (
-                memories_with_vectors(
-                    session,
-                    [col(Memory.id).in_(unread), *conditions],
-                    self._embedding_model,
-                    in_memory,
-                )
+                memories_in_scope(session, unread, scope, self._embedding_model, in_memory)
                 if unread
                 else ([], {})
             )
@@ -165,13 +158,10 @@ class Retriever:
         """Named memories as candidates for `query`, scored like retrieved ones (if in scope)."""
         if not ids:
             return []
-        conditions = [
-            col(Memory.id).in_(list(ids)),
-            *memory_conditions(namespace_ids, filters, statuses),
-        ]
-        keyword = dict(keyword_search(session, query, namespace_ids, conditions, len(ids)))
+        scope = Scope.of(namespace_ids, filters, statuses)
+        keyword = dict(keyword_search(session, query, scope, len(ids), ids))
         in_memory = self._vectors.vectors_in_memory(namespace_ids)
-        rows, stored = memories_with_vectors(session, conditions, self._embedding_model, in_memory)
+        rows, stored = memories_in_scope(session, ids, scope, self._embedding_model, in_memory)
         return self._candidates(rows, stored, query_embedding, keyword, {})
 
     def _candidates(

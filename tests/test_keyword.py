@@ -22,28 +22,31 @@ CONTENTS = {
 }
 
 
-def _store(db: Database) -> tuple[str, str]:
-    """Two agents' namespaces; the first holds `CONTENTS`, the second one billing memory."""
-    agents = AgentService(db)
-    mine = agents.create_agent(AgentCreate(name="keyword-owner")).default_namespace_id
-    other = agents.create_agent(AgentCreate(name="keyword-other")).default_namespace_id
-    assert mine is not None and other is not None
+def _add(db: Database, namespace_id: str, contents: dict[str, str], kind: str = "note") -> None:
     now = utcnow()
-    rows = [(f"mem_{name}", mine, content) for name, content in CONTENTS.items()]
-    rows.append(("mem_elsewhere", other, "Billing, billing, billing: the billing service."))
     with db.write() as session:
-        for memory_id, namespace_id, content in rows:
+        for memory_id, content in contents.items():
             session.add(
                 Memory(
                     id=memory_id,
                     namespace_id=namespace_id,
-                    kind="message",
+                    kind=kind,
                     content=content,
                     content_hash=memory_id,
                     created_at=now,
                     updated_at=now,
                 )
             )
+
+
+def _store(db: Database) -> tuple[str, str]:
+    """Two agents' namespaces; the first holds `CONTENTS`, the second one billing memory."""
+    agents = AgentService(db)
+    mine = agents.create_agent(AgentCreate(name="keyword-owner")).default_namespace_id
+    other = agents.create_agent(AgentCreate(name="keyword-other")).default_namespace_id
+    assert mine is not None and other is not None
+    _add(db, mine, {f"mem_{name}": content for name, content in CONTENTS.items()}, "message")
+    _add(db, other, {"mem_elsewhere": "Billing, billing, billing: the billing service."}, "message")
     return mine, other
 
 
@@ -71,23 +74,6 @@ def test_keyword_matches_are_in_scope_best_first_and_follow_edits(
         )
     assert "mem_audit" in _search(db, "billing", mine)
     assert _search(db, "postgres upgrade", mine) == []
-
-
-def _add(db: Database, namespace_id: str, contents: dict[str, str]) -> None:
-    now = utcnow()
-    with db.write() as session:
-        for memory_id, content in contents.items():
-            session.add(
-                Memory(
-                    id=memory_id,
-                    namespace_id=namespace_id,
-                    kind="note",
-                    content=content,
-                    content_hash=memory_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
 
 
 def test_a_words_weight_does_not_depend_on_other_namespaces(migrated_db: Database) -> None:

@@ -8,7 +8,6 @@ divided by what a strong match scores on it (`_STRONG_RAW`): on either, 1.0 mean
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -16,14 +15,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from .full_text import match_expression
+from .full_text import WORD, match_expression
 from .records import MEMORY_TABLE, MemoryRecord, to_record
 
 if TYPE_CHECKING:  # filters.py imports schemas.py, which imports this module through ranking.py
     from .filters import Scope
 
 MAX_TERMS = 32
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOPWORDS_TEXT = """
 a about above after again against all am an and any are as at be because been before being below
 between both but by can could did do does doing down during each few for from further had has have
@@ -52,7 +50,7 @@ SEARCH_VECTOR: sa.ColumnElement[object] = sa.literal_column("memory.content_tsv"
 
 def query_terms(query: str) -> list[str]:
     """The query's distinct, lower-cased content words (stop words dropped), in order."""
-    words = (w.lower() for w in _WORD.findall(query))
+    words = (w.lower() for w in WORD.findall(query))
     return list(dict.fromkeys(w for w in words if w not in STOPWORDS))[:MAX_TERMS]
 
 

@@ -131,7 +131,9 @@ class ContextService:
 
         if query_embedding is None:
             query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
-        with self._db.read() as session:  # one snapshot for every tier
+        # One session for every tier, not one snapshot: SQLite's reads outside a transaction
+        # and PostgreSQL's READ COMMITTED let each statement see the latest commits.
+        with self._db.read() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             thread = self._recent_thread(session, namespace_ids, request)
             facts = self._user_facts(session, namespace_ids, request)

@@ -52,7 +52,7 @@ class Retriever:
         query_embedding: Future[list[float]] | None = None,
     ) -> Retrieved:
         """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL
-        in `session` (the caller's read, so that every tier of a context sees one snapshot).
+        in `session` (the caller's read, which every tier of a context shares).
 
         The keyword search, and the reading of its matches' rows, run while the query is
         embedded. The index is then asked for twice the dense pool with no filter at all (a

@@ -25,14 +25,20 @@ MEMORIES = {
     "mem_d": (0, "bo", None, "note", "active", 30, True, ["travel"]),
     "mem_e": (1, "ana", "t1", "message", "active", 2, False, ["work"]),
     "mem_f": (0, None, None, "preference", "superseded", 5, False, []),
+    "mem_g": (0, "bo", "t2", "note", "active", 4, False, []),
 }
+# Each filter's case excludes something the unfiltered scope holds, so a dropped filter fails.
 CASES = [
-    (MemoryFilters(), None, {"mem_a", "mem_b"}),
+    (MemoryFilters(), None, {"mem_a", "mem_b", "mem_g"}),
     (MemoryFilters(user_id="ana"), None, {"mem_a", "mem_b"}),
-    (MemoryFilters(user_id="bo"), [MemoryStatus.ACTIVE, MemoryStatus.ARCHIVED], {"mem_c"}),
-    (MemoryFilters(thread_id="t1"), [MemoryStatus.ARCHIVED], {"mem_c"}),
-    (MemoryFilters(kinds=["fact", "note"]), None, {"mem_b"}),
-    (MemoryFilters(created_after=NOW - timedelta(days=5)), None, {"mem_a"}),
+    (MemoryFilters(user_id="bo"), [MemoryStatus.ACTIVE, MemoryStatus.ARCHIVED], {"mem_c", "mem_g"}),
+    (
+        MemoryFilters(thread_id="t1"),
+        [MemoryStatus.ACTIVE, MemoryStatus.ARCHIVED],
+        {"mem_a", "mem_c"},
+    ),
+    (MemoryFilters(kinds=["fact", "note"]), None, {"mem_b", "mem_g"}),  # mem_d has expired
+    (MemoryFilters(created_after=NOW - timedelta(days=5)), None, {"mem_a", "mem_g"}),
     (MemoryFilters(created_before=NOW - timedelta(days=5)), None, {"mem_b"}),
     (MemoryFilters(tags=["work"]), None, {"mem_a", "mem_b"}),
     (MemoryFilters(tags=["work", "travel"]), None, {"mem_b"}),

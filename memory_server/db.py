@@ -67,6 +67,21 @@ class Database:
                 raise
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A session for reads that all see one state of the database while others commit.
+
+        SQLite: one deferred transaction; in WAL mode its first read fixes the state every later
+        read sees. PostgreSQL: one REPEATABLE READ transaction. Never write in it: on SQLite a
+        snapshot that another writer has moved past cannot be upgraded to a write.
+        """
+        with self.read() as session:
+            if self.is_sqlite:
+                session.connection().exec_driver_sql("BEGIN")
+            else:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any error."""
         with self._write_gate or nullcontext(), self.read() as session:

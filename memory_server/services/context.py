@@ -131,9 +131,9 @@ class ContextService:
 
         if query_embedding is None:
             query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
-        # One session for every tier, not one snapshot: SQLite's reads outside a transaction
-        # and PostgreSQL's READ COMMITTED let each statement see the latest commits.
-        with self._db.read() as session:
+        # Every tier reads one snapshot: a fact replaced between two tiers' reads cannot be
+        # served in both its old and new version.
+        with self._db.snapshot() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             thread = self._recent_thread(session, namespace_ids, request)
             facts = self._user_facts(session, namespace_ids, request)

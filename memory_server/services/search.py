@@ -43,7 +43,7 @@ class SearchService:
         metrics.begin("search")
         if query_embedding is None:
             query_embedding = self._retriever.embed_soon(request.query)  # while SQL runs
-        with self._db.read() as session:
+        with self._db.snapshot() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
             metrics.lap("sql")
             if not namespace_ids:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -112,7 +111,7 @@ class TransferService:
         yield _line(header)
         memories = links = 0
         exported: set[str] = set()
-        with self._snapshot() as session:
+        with self._db.snapshot() as session:
             for page in _memory_pages(session, namespace.id):
                 vectors = (
                     self._vectors.embeddings([m.id for m in page], [namespace.id])
@@ -137,21 +136,12 @@ class TransferService:
     def markdown(self, namespace: Namespace) -> Iterator[str]:
         """A readable `memory.md`: facts by key (with their history), memories by date, summaries
         with their sources."""
-        with self._snapshot() as session:
+        with self._db.snapshot() as session:
             rows = [m for page in _memory_pages(session, namespace.id) for m in page]
             sources: dict[str, list[str]] = {}
             for link in _links(session, namespace.id):
                 sources.setdefault(link.summary_id, []).append(link.source_id)
         yield from render_markdown(namespace, rows, sources, utcnow())
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[Session]:
-        """A read session; on PostgreSQL one REPEATABLE READ transaction, so the export is one
-        consistent picture even while others write."""
-        with self._db.read() as session:
-            if not self._db.is_sqlite:
-                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            yield session
 
     # ---- import ------------------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from memory_server.auth import ADMIN
 from memory_server.config import BUNDLED_EMBEDDING_MODEL
+from memory_server.services import transfer as transfer_service
 from memory_server.statements import STATEMENT_RECIPE
 from tests.conftest import (
     ADMIN_KEY,
@@ -448,3 +450,35 @@ def test_embeddings_in_the_file_are_kept_only_when_made_by_the_same_model(make_a
         )
         (stored,) = [r["embedding"] for r in records if r.get("memory", {}).get("id") == id_]
         assert (stored == pytest.approx(marker)) is kept, model
+
+
+def test_an_export_is_one_snapshot_while_others_write(
+    make_agent, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memories added, edited or deleted after an export began are not in it, whatever page
+    the export is on; the file is the namespace as it was when its first page was read."""
+    monkeypatch.setattr(transfer_service, "PAGE_SIZE", 1)  # one query per memory
+    agent = make_agent()
+    ids = [
+        agent.client.post("/v1/memories", json={"content": f"memory {i}"}).json()["memory"]["id"]
+        for i in range(3)
+    ]
+    transfer = server.app.state.runtime.transfer
+    lines = transfer.jsonl(
+        transfer.open_export(ADMIN, agent.namespace_id), include_embeddings=False
+    )
+    read = [json.loads(next(lines)), json.loads(next(lines))]  # the header, the first memory
+    assert agent.client.post("/v1/memories", json={"content": "added during"}).status_code == 201
+    assert agent.client.delete(f"/v1/memories/{ids[2]}").status_code == 200
+    etag = agent.client.get(f"/v1/memories/{ids[1]}").headers["ETag"]
+    edited = agent.client.patch(
+        f"/v1/memories/{ids[1]}", json={"content": "edited during"}, headers={"If-Match": etag}
+    )
+    assert edited.status_code == 200, edited.text
+    read += [json.loads(line) for line in lines]
+    memories = [r["memory"] for r in read if r["type"] == "memory"]
+    assert [m["id"] for m in memories] == ids
+    assert [m["content"] for m in memories] == ["memory 0", "memory 1", "memory 2"]
+    assert read[-1] == {"type": "end", "memories": 3, "links": 0}
+    after = [r["memory"] for r in _records(_export(agent.client, agent.namespace_id).text)[1:-1]]
+    assert {m["content"] for m in after} == {"memory 0", "edited during", "added during"}

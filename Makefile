@@ -56,8 +56,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# One pytest worker per core, up to 4 (each loads the model); `pytest -n 0` runs in one process.
 test: install lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4
 
 bench: install
 	$(BIN)/python -m bench

@@ -76,6 +76,33 @@ def test_the_facts_tier_holds_only_the_users_own_facts_from_readable_namespaces(
     assert not served & {memory["id"] for memory in others[:2] + others[3:]}
 
 
+def test_a_fact_replaced_during_a_call_is_served_in_one_version(
+    make_agent, server: LiveServer, monkeypatch
+) -> None:
+    """Every tier of a call reads one snapshot: a keyed fact replaced after the facts tier was
+    read, and before the long-term memories are, is served in its old version only."""
+    agent = make_agent()
+    fact = {"kind": "fact", "key": "city", "user_id": "dana"}
+    (old,) = _write(agent.client, [{**fact, "content": "Dana lives in Porto"}])
+    context = server.app.state.runtime.context
+    read_facts = context._user_facts
+    replaced: list[dict] = []
+
+    def facts_then_a_replacement(*args, **kwargs):
+        facts = read_facts(*args, **kwargs)
+        if not replaced:
+            replaced.extend(_write(agent.client, [{**fact, "content": "Dana lives in Lisbon"}]))
+        return facts
+
+    monkeypatch.setattr(context, "_user_facts", facts_then_a_replacement)
+    query = {"query": "Does Dana live in Lisbon?", "budget_tokens": 400, "user_id": "dana"}
+    during = agent.client.post("/v1/context", json=query)
+    assert during.status_code == 200, during.text
+    assert [item["id"] for item in during.json()["items"]] == [old["id"]]
+    after = agent.client.post("/v1/context", json=query).json()["items"]
+    assert [item["id"] for item in after] == [replaced[0]["id"]]
+
+
 def test_context_layers_thread_facts_and_ranked_memories(make_agent) -> None:
     agent = make_agent()
     now = datetime.now(UTC)

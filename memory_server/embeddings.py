@@ -252,10 +252,13 @@ class QueryEmbedder:
 
     Each caller blocks on its own future while one worker thread embeds whatever queries are
     waiting in a single forward pass, so N concurrent queries cost about one batch, not N passes.
-    Repeated queries are answered from an LRU cache without touching the model. A query batch
-    runs on one CPU thread, a lone query too: it is small, and the requests waiting on it run
-    their SQL on the other core meanwhile (measured: +40% context requests/s at 8 clients on 2
-    cores; a lone query's context call 10% faster than with the forward pass on both cores).
+    Repeated queries are answered from an LRU cache without touching the model.
+
+    A batch runs on one CPU thread while other calls are at work: the requests waiting on it
+    run their SQL and ranking on the other core meanwhile (measured: +40% context requests/s at
+    8 clients on 2 cores). The query of a lone call (`embedding`: no other call at work) runs on
+    every free lane instead: nothing else wants the cores, and on ONNX Runtime one short query
+    takes ~8 ms on two threads against ~12 on one (docs/benchmarks.md, session 13).
     """
 
     def __init__(self, embedder: Embedder, *, cache_size: int = 4096, max_batch: int = 64):
@@ -264,6 +267,7 @@ class QueryEmbedder:
         self._cache_size = cache_size
         self._max_batch = max_batch
         self._pending: list[tuple[str, Future[list[float]]]] = []
+        self._working = 0  # calls inside `embedding`
         self._wakeup = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._run, daemon=True, name="query-embedder")
@@ -287,6 +291,19 @@ class QueryEmbedder:
             self._wakeup.notify()
         return future
 
+    @contextmanager
+    def embedding(self, text: str) -> Iterator[Future[list[float]]]:
+        """`submit(text)` for a call that goes on working (SQL, ranking) while the query is
+        embedded, and after: the call counts as at work until the block ends, so that a lone
+        call's query may take every lane and concurrent calls' queries take one."""
+        with self._wakeup:
+            self._working += 1
+        try:
+            yield self.submit(text)
+        finally:
+            with self._wakeup:
+                self._working -= 1
+
     def close(self) -> None:
         with self._wakeup:
             self._closed = True
@@ -302,9 +319,11 @@ class QueryEmbedder:
                     return
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                alone = self._working <= 1 and not self._pending
             texts = list(dict.fromkeys(text for text, _ in batch))
             try:
-                embedded = self._embedder.embed(texts, threads=1)
+                # None: every free lane (a lone call), else one
+                embedded = self._embedder.embed(texts, threads=None if alone else 1)
                 vectors = dict(zip(texts, embedded, strict=True))
             except Exception as exc:
                 for _, future in batch:

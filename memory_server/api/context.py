@@ -21,11 +21,12 @@ async def build_context(
 ) -> Response:
     """What to know for `query` in at most `budget_tokens` tokens of `model`, with scores and
     what was left out and why."""
-    query_embedding = runtime.queries.submit(body.query)  # embedded while this call waits
+    # embedded while this call reads SQL; the call is at work until it answers
+    with runtime.queries.embedding(body.query) as query_embedding:
 
-    def work() -> Response:
-        response = runtime.context.build(principal, body, query_embedding)
-        audit.read("context", [item.namespace_id for item in response.items])
-        return json_response(response)
+        def work() -> Response:
+            response = runtime.context.build(principal, body, query_embedding)
+            audit.read("context", [item.namespace_id for item in response.items])
+            return json_response(response)
 
-    return await run_read(request, work)
+        return await run_read(request, work)

@@ -31,11 +31,14 @@ async def search(
     audit: AuditDep,
 ) -> Response:
     """The `k` best memories for `query` within the filters: dense + keyword + recency + ..."""
-    query_embedding = runtime.queries.submit(body.query)  # embedded while this call waits
+    # embedded while this call reads SQL; the call is at work until it answers
+    with runtime.queries.embedding(body.query) as query_embedding:
 
-    def work() -> Response:
-        ranked = runtime.search.search(principal, body, query_embedding)
-        audit.read("search", [r.memory.namespace_id for r in ranked])
-        return json_response(SearchResponse(query=body.query, results=[_hit(r) for r in ranked]))
+        def work() -> Response:
+            ranked = runtime.search.search(principal, body, query_embedding)
+            audit.read("search", [r.memory.namespace_id for r in ranked])
+            return json_response(
+                SearchResponse(query=body.query, results=[_hit(r) for r in ranked])
+            )
 
-    return await run_read(request, work)
+        return await run_read(request, work)

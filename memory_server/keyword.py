@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from .driver_reads import rows
 from .full_text import WORD, match_expression
 from .records import MEMORY_TABLE, MemoryRecord, to_record
 
@@ -98,9 +99,11 @@ def _matching(
     if ids is not None:
         parameters["keyword_ids"] = list(ids)
     statement = _statement(dialect, scope.conditions, with_rows=with_rows, by_id=ids is not None)
-    rows = session.connection().execute(statement, parameters).all()
     strong = _STRONG_RAW.get(dialect, _STRONG_RAW["sqlite"])
-    return [(row, float(row[-1]) / strong * STRONG_MATCH) for row in rows]
+    return [
+        (row, float(row[-1]) / strong * STRONG_MATCH)
+        for row in rows(session, statement, parameters)
+    ]
 
 
 @lru_cache(maxsize=512)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from .driver_reads import rows
 from .models import Memory
 
 
@@ -84,4 +85,4 @@ def read_records(
     session: Session, statement: sa.Select[Any], parameters: Mapping[str, Any] | None = None
 ) -> list[MemoryRecord]:
     """The records a `select_records` statement returns (run with `parameters`), in its order."""
-    return [to_record(row) for row in session.connection().execute(statement, parameters)]
+    return [to_record(row) for row in rows(session, statement, parameters or {})]

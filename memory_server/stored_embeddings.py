@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from .driver_reads import rows
 from .filters import Scope, ScopeShape, scope_conditions
 from .models import MemoryEmbedding
 from .records import MEMORY_TABLE, MemoryRecord, select_records, to_record
@@ -108,13 +109,13 @@ def _read(
     parameters: Mapping[str, Any],
     in_memory: Mapping[str, np.ndarray] | None,
 ) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
-    rows = session.connection().execute(statement, parameters)
+    found = rows(session, statement, parameters)
     if in_memory is not None:
-        records = [to_record(row) for row in rows]
+        records = [to_record(row) for row in found]
         return records, {m.id: in_memory[m.id] for m in records if m.id in in_memory}
     memories: list[MemoryRecord] = []
     vectors: dict[str, np.ndarray] = {}
-    for row in rows:
+    for row in found:
         memory = to_record(row)
         memories.append(memory)
         blob = row[-1]

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.latency import Run, markdown, process_cpu_seconds, run
+from bench.latency import LeanConnection, Run, markdown, process_cpu_seconds, run
+from tests.conftest import LiveServer
 
 
 def test_latency_bench_reports_percentiles_floor_and_cpu_per_call(tmp_path: Path) -> None:
     result = run(memories=40, agents_count=2, requests=6, data_dir=tmp_path / "store", fresh=True)
     assert [r["concurrency"] for r in result["runs"]] == [1, 8, 32]
-    for row in result["runs"]:
+    assert [r["concurrency"] for r in result["httpx_runs"]] == [1, 8, 32]
+    for row in [*result["runs"], *result["httpx_runs"]]:
         assert row["requests"] == 6 and row["errors"] == 0
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
         # a context call costs the server CPU (the model, SQL, ranking) and the clients some
@@ -24,6 +29,7 @@ def test_latency_bench_reports_percentiles_floor_and_cpu_per_call(tmp_path: Path
     assert result["floor_p50_ms"] > 0 and result["floor_with_chroma_p50_ms"] > 0
     table = markdown(result)
     assert "server CPU ms/call" in table and "req/s the cores allow" in table
+    assert table.count("| lean |") == 3 and table.count("| httpx |") == 3
 
 
 def test_cpu_seconds_counts_what_the_process_spent() -> None:
@@ -37,3 +43,32 @@ def test_cpu_seconds_counts_what_the_process_spent() -> None:
 def test_a_run_without_cpu_readings_reports_none() -> None:
     summary = Run(1, [0.01, 0.02], wall=0.03, errors=0).summary()
     assert "server_cpu_ms" not in summary and summary["requests"] == 2
+
+
+def test_the_lean_client_reads_what_httpx_reads(server: LiveServer, make_agent: Any) -> None:
+    agent = make_agent()
+    stored = agent.client.post(
+        "/v1/memories", json={"content": "The billing service moved to the EU region."}
+    )
+    assert stored.status_code == 201, stored.text
+    body = {"query": "where is billing hosted?", "budget_tokens": 200}
+
+    async def calls() -> list[tuple[int, bytes]]:
+        connection = LeanConnection(server.url)
+        try:  # three calls on one kept-alive connection, the last with a wrong key
+            return [
+                await connection.post("/v1/context", body, agent.key),
+                await connection.post("/v1/context", body, agent.key),
+                await connection.post("/v1/context", body, "mk_not_a_key"),
+            ]
+        finally:
+            await connection.close()
+
+    first, second, refused = asyncio.run(calls())
+    expected = agent.client.post("/v1/context", json=body).json()
+    for status, payload in (first, second):
+        assert status == 200
+        answer = json.loads(payload)
+        assert answer["context"] == expected["context"]
+        assert [item["id"] for item in answer["items"]] == [i["id"] for i in expected["items"]]
+    assert refused[0] == 401 and json.loads(refused[1])["code"] == "invalid_api_key"

@@ -347,7 +347,8 @@ async def drive(
     """`requests` context calls from `concurrency` clients, spread round-robin over `urls`;
     with `server_pids`, also the CPU the servers and the clients used for them. `client`:
     `LeanConnection`s (one per client), or httpx (what the Python SDK uses)."""
-    rng = random.Random(seed * 1000 + concurrency)
+    # each client kind its own queries: a query asked before is answered from the server's caches
+    rng = random.Random(seed * 1000 + concurrency + CLIENTS.index(client) * 100)
     jobs = [(rng.choice(agents)["key"], synthetic_query(rng)) for _ in range(requests)]
     latencies: list[float] = []
     errors = 0

@@ -10,12 +10,13 @@ took 2.9 ms that way and 1.5 ms on the driver, with SQLite's own work (~1.2 ms) 
 snapshot holds), with the parameters bound by SQLAlchemy's bind processors and every value of a
 row decoded by SQLAlchemy's result processor for its column: the same values as
 `session.connection().execute(statement, parameters)` gives (tests/test_driver_reads.py checks
-every column of the memory table on SQLite and PostgreSQL).
+every column of the memory table on SQLite and PostgreSQL). `recorded` shows what ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -50,6 +51,22 @@ class _Prepared:
         return self.decoders
 
 
+_recordings: list[list[tuple[str, Any]]] = []
+
+
+@contextmanager
+def recorded() -> Iterator[list[tuple[str, Any]]]:
+    """The statements `rows` runs while the block is open (from any thread), each as the driver
+    gets it: SQL text and bound parameters (to read their plans, say). SQLAlchemy's cursor events
+    do not fire for these reads: their listeners expect an execution context, which there is not."""
+    recording: list[tuple[str, Any]] = []
+    _recordings.append(recording)
+    try:
+        yield recording
+    finally:
+        _recordings.remove(recording)
+
+
 @lru_cache(maxsize=1024)
 def _prepared(statement: sa.Select[Any], dialect: Dialect) -> _Prepared:
     """Compiled once per statement: the read paths build each of theirs once per scope shape."""
@@ -59,7 +76,10 @@ def _prepared(statement: sa.Select[Any], dialect: Dialect) -> _Prepared:
 def rows(
     session: Session, statement: sa.Select[Any], parameters: Mapping[str, Any]
 ) -> list[list[Any]]:
-    """Every row `statement` returns with `parameters`, each a list of its decoded values."""
+    """Every row `statement` returns with `parameters`, each a list of its decoded values.
+
+    For statements built once and run many times (compiled once each, kept by identity): one
+    built per call would be compiled per call, where SQLAlchemy's cache would find it."""
     connection = session.connection()
     dialect = connection.dialect
     prepared = _prepared(statement, dialect)
@@ -78,15 +98,13 @@ def rows(
             if name in values and bind_process is not None:
                 values[name] = bind_process(values[name])
     dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+    for recording in _recordings:
+        recording.append((state.statement, values))
     cursor = connection.connection.cursor()
-    # the engine's cursor events still fire (instrumentation, tests reading the plans of what runs)
-    events = connection.dispatch
     try:
-        events.before_cursor_execute(connection, cursor, state.statement, values, None, False)
         cursor.execute(state.statement, values)
         fetched = cursor.fetchall()
         description = cursor.description
-        events.after_cursor_execute(connection, cursor, state.statement, values, None, False)
     except dbapi_error as exc:
         raise sa.exc.DBAPIError.instance(state.statement, values, exc, dbapi_error) from exc
     finally:

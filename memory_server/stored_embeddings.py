@@ -12,7 +12,7 @@ stored vector always belongs to the stored content; deleted with the memory.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -68,8 +68,9 @@ def memories_with_vectors(
     Those are the index's vectors, which a write changes just before its SQL commit: a memory
     rewritten during the call may be read with a vector and a content one write apart, as the
     index's own answers (the neighbours' similarities) already may."""
-    statement = _with_vectors(in_memory is None).where(*conditions)
-    return _read(session, statement, {"vector_model": model}, in_memory)
+    statement = _with_vectors(in_memory is None).where(*conditions)  # built per call: run by
+    found = session.connection().execute(statement, {"vector_model": model})  # SQLAlchemy
+    return _records_and_vectors(found, in_memory)
 
 
 def memories_in_scope(
@@ -83,7 +84,7 @@ def memories_in_scope(
     per scope shape (the read that checks a call's neighbours, on every call)."""
     statement = _in_scope(scope.shape, with_vectors=in_memory is None)
     parameters = {**scope.parameters, "ids": list(ids), "vector_model": model}
-    return _read(session, statement, parameters, in_memory)
+    return _records_and_vectors(rows(session, statement, parameters), in_memory)
 
 
 def _with_vectors(join: bool) -> sa.Select[Any]:
@@ -103,13 +104,9 @@ def _in_scope(shape: ScopeShape, *, with_vectors: bool) -> sa.Select[Any]:
     return _with_vectors(with_vectors).where(by_id, *scope_conditions(shape))
 
 
-def _read(
-    session: Session,
-    statement: sa.Select[Any],
-    parameters: Mapping[str, Any],
-    in_memory: Mapping[str, np.ndarray] | None,
+def _records_and_vectors(
+    found: Iterable[Sequence[Any]], in_memory: Mapping[str, np.ndarray] | None
 ) -> tuple[list[MemoryRecord], dict[str, np.ndarray]]:
-    found = rows(session, statement, parameters)
     if in_memory is not None:
         records = [to_record(row) for row in found]
         return records, {m.id: in_memory[m.id] for m in records if m.id in in_memory}

@@ -4,10 +4,11 @@ PostgreSQL, a query that reads each row's stored search vector instead of comput
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlmodel import col
 
 from memory_server.db import Database
+from memory_server.driver_reads import recorded
 from memory_server.filters import Scope
 from memory_server.keyword import keyword_search
 from memory_server.models import Memory, utcnow
@@ -112,14 +113,8 @@ def test_postgres_keyword_query_reads_stored_search_vectors(
     if db.is_sqlite:
         pytest.skip("PostgreSQL only: SQLite answers from its FTS5 index")
     mine, _ = _store(db)
-    statements: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        statements.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    assert _search(db, "billing invoices", mine)[0] == "mem_billing"
-    event.remove(db.engine, "before_cursor_execute", capture)
+    with recorded() as statements:
+        assert _search(db, "billing invoices", mine)[0] == "mem_billing"
     [(statement, parameters)] = statements
     with db.engine.connect() as connection:
         connection.exec_driver_sql("SET enable_seqscan = off")  # plan as for a big table

@@ -8,10 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-
 from memory_server.config import Settings
 from memory_server.db import Database
+from memory_server.driver_reads import recorded
 from memory_server.models import Memory, utcnow
 from memory_server.schemas import AgentCreate, ContextRequest
 from memory_server.services.agents import AgentService
@@ -55,16 +54,9 @@ def test_thread_and_fact_tiers_are_read_through_their_own_indexes(
             )
     service = ContextService(db, None, None, Settings(data_dir=tmp_path))  # type: ignore[arg-type]  # tiers only
     request = ContextRequest(query="q", budget_tokens=100, user_id="user-0", thread_id="thread-1")
-    captured: list[tuple[str, Any]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        captured.append((statement, parameters))
-
-    with db.read() as session:
-        event.listen(db.engine, "before_cursor_execute", capture)
+    with db.read() as session, recorded() as captured:
         thread = service._recent_thread(session, [namespace], request)
         facts = service._user_facts(session, [namespace], request)
-        event.remove(db.engine, "before_cursor_execute", capture)
     assert [m.id for m in thread] == [f"mem_{i:03d}" for i in (1, 5, 13, 17, 25, 29)]
     assert {m.id for m in facts} == {f"mem_{i:03d}" for i in range(0, 30, 6)}
     (thread_sql, thread_parameters), (facts_sql, facts_parameters) = captured

@@ -34,6 +34,8 @@ from typing import Any
 
 import httpx
 
+from bench import targets
+
 ADMIN_KEY = "bench-admin-key-0123456789"
 DEFAULT_DIR = Path("var/bench/latency")
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -245,6 +247,15 @@ def floor(
     return timings, chroma_timings
 
 
+def forward_pass_cost(stores: Stores, seed: int) -> targets.EmbeddingCost:
+    """The embedding model's CPU per query, as the server runs it (`bench/targets.py`)."""
+    from memory_server.embeddings import load_embedder
+
+    rng = random.Random(seed + 2)
+    queries = [synthetic_query(rng) for _ in range(8 * targets.CONCURRENT_BATCH)]
+    return targets.embedding_cost(load_embedder(stores.settings().embedding_model), queries)
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid`, all threads (Linux /proc); 0 elsewhere."""
     try:
@@ -276,6 +287,7 @@ class Run:
             "p50_ms": round(pct(0.50), 1),
             "p95_ms": round(pct(0.95), 1),
             "p99_ms": round(pct(0.99), 1),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
             "rps": round(len(ordered) / self.wall, 1),
             **self._cpu_per_call(len(ordered)),
         }
@@ -519,6 +531,7 @@ def run(
         agents = load(stores, memories, agents_count, seed)
         load_seconds = time.perf_counter() - started
         floor_times, chroma_floor_times = floor(stores, agents, 200, seed)
+        embedding = forward_pass_cost(stores, seed)
         ports = [free_port() for _ in range(2 if scale_out else 1)]
         homes = [data_dir / f"server-{i}" for i in range(len(ports))] if scale_out else [data_dir]
         processes = [
@@ -543,6 +556,8 @@ def run(
                 process.wait(timeout=60)
     floor_p50 = statistics.median(floor_times) * 1000
     summaries = {client: [r.summary() for r in client_runs] for client, client_runs in runs.items()}
+    lone, concurrent = summaries["lean"][:2]
+    budget = targets.budgets(floor_p50, lone, concurrent, embedding, os.cpu_count() or 1)
     return {
         "mode": "scale-out" if scale_out else "embedded",
         "memories": memories,
@@ -556,6 +571,7 @@ def run(
         "httpx_runs": summaries["httpx"],
         "p50_over_floor": round(summaries["lean"][0]["p50_ms"] / floor_p50, 2),
         "httpx_p50_over_floor": round(summaries["httpx"][0]["p50_ms"] / floor_p50, 2),
+        "targets": targets.as_dict(embedding, budget),
     }
 
 
@@ -599,6 +615,8 @@ def markdown(result: dict[str, Any]) -> str:
         "HTTP/1.1 connection per client (`LeanConnection`), as a load generator would use; httpx "
         "is what the Python SDK uses, and its own CPU per call is in its latencies.",
     ]
+    if "targets" in result:
+        lines += ["", *targets.markdown(result["targets"], os.cpu_count() or 1)]
     return "\n".join(lines)
 
 

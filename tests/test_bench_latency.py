@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bench.latency import LeanConnection, Run, markdown, process_cpu_seconds, run
+from bench.targets import EmbeddingCost, budgets
 from tests.conftest import LiveServer
 
 
@@ -30,6 +31,45 @@ def test_latency_bench_reports_percentiles_floor_and_cpu_per_call(tmp_path: Path
     table = markdown(result)
     assert "server CPU ms/call" in table and "req/s the cores allow" in table
     assert table.count("| lean |") == 3 and table.count("| httpx |") == 3
+    # what the targets leave, from this run's own numbers
+    cost, budget = result["targets"]["embedding"], result["targets"]["budgets"]
+    assert cost["lone_cpu_ms"] > 0 and cost["lone_wall_ms"] > 0 and cost["batched_cpu_ms"] > 0
+    assert budget["beyond_floor_allowed_ms"] == pytest.approx(
+        0.5 * result["floor_p50_ms"], abs=0.11
+    )
+    assert budget["cpu_measured_ms"] == pytest.approx(result["runs"][1]["server_cpu_ms"], abs=0.06)
+    assert "What the targets leave" in table and "| 8 clients: p95 < 50 ms |" in table
+
+
+def _summary(concurrency: int, **values: float) -> dict[str, float]:
+    return {"concurrency": concurrency, **values}
+
+
+def test_budgets_follow_littles_law_and_the_runs_spread() -> None:
+    lone = _summary(1, p50_ms=20.0)
+    concurrent = _summary(8, p95_ms=150.0, mean_ms=100.0, server_cpu_ms=23.5, client_cpu_ms=0.5)
+    cost = EmbeddingCost(lone_cpu_ms=9.0, lone_wall_ms=5.5, batched_cpu_ms=6.5)
+    budget = budgets(8.0, lone, concurrent, cost, cores=2)
+    assert (budget.p50_allowed_ms, budget.beyond_floor_allowed_ms) == (12.0, 4.0)
+    assert budget.beyond_floor_measured_ms == 12.0
+    # mean >= 8 x CPU / 2 cores, and p95 = 1.5 x mean < 50 ms: CPU < 8.33 ms, 0.5 of it the clients'
+    assert budget.spread == 1.5 and budget.cpu_allowed_ms == 7.8
+    assert budget.beyond_embedding_allowed_ms == 1.3
+    assert (budget.cpu_measured_ms, budget.beyond_embedding_measured_ms) == (23.5, 17.0)
+
+
+def test_a_spread_below_one_allows_no_more_than_the_mean_does() -> None:
+    concurrent = _summary(8, p95_ms=40.0, mean_ms=50.0, server_cpu_ms=10.0, client_cpu_ms=0.0)
+    cost = EmbeddingCost(lone_cpu_ms=9.0, lone_wall_ms=5.5, batched_cpu_ms=6.5)
+    budget = budgets(8.0, _summary(1, p50_ms=10.0), concurrent, cost, cores=2)
+    assert budget.spread == 1.0 and budget.cpu_allowed_ms == 12.5
+
+
+def test_budgets_need_the_runs_the_targets_name() -> None:
+    cost = EmbeddingCost(lone_cpu_ms=9.0, lone_wall_ms=5.5, batched_cpu_ms=6.5)
+    four = _summary(4, p95_ms=1.0, mean_ms=1.0, server_cpu_ms=1.0, client_cpu_ms=0.0)
+    with pytest.raises(ValueError, match="1 and of 8 clients"):
+        budgets(8.0, _summary(1, p50_ms=10.0), four, cost, cores=2)
 
 
 def test_cpu_seconds_counts_what_the_process_spent() -> None:

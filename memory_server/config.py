@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description="How often the vector index is compared with SQL and repaired while serving "
         "(one process at a time); 0 disables the schedule.",
     )
+    sql_statistics_minutes: float = Field(
+        default=60,
+        ge=0,
+        description="How often SQLite's query-planner statistics are checked and taken again if "
+        "the memory table's size has moved (also at startup); 0 disables. PostgreSQL keeps its "
+        "own.",
+    )
     rate_limit_per_minute: int = Field(
         default=600,
         ge=0,

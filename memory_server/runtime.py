@@ -31,6 +31,7 @@ from .services.search import SearchService
 from .services.sharing import SharingService
 from .services.transfer import TransferService
 from .services.usage import AccessRecorder, recently_read_namespaces
+from .sql_statistics import refresh_statistics
 from .statements import StatementEmbedder
 from .tokens import count_tokens
 from .vectors import VectorStore, open_vector_store
@@ -85,6 +86,7 @@ class Runtime:
                 self.settings.reconcile_interval_minutes * 60,
                 "reconcile",
             ),
+            (self._refresh_statistics, self.settings.sql_statistics_minutes * 60, "statistics"),
         )
         for job, seconds, job_id in jobs:
             if seconds > 0:
@@ -98,6 +100,9 @@ class Runtime:
         purged = self.memories.purge_expired()
         if purged:
             log.info("purged %d expired memories", purged)
+
+    def _refresh_statistics(self) -> None:
+        refresh_statistics(self.db)
 
     def begin_shutdown(self) -> None:
         """Shutdown has begun: a summarizer run stops after the group it is condensing."""
@@ -167,6 +172,8 @@ def build_runtime(
                 report.repaired,
                 " (rebuilt)" if report.rebuilt else "",
             )
+    if not maintenance and settings.sql_statistics_minutes > 0:
+        refresh_statistics(db)  # before the warm-up reads: their connections plan with them
     if not maintenance:
         _warm(vectors, db)
     queries = QueryEmbedder(model)

@@ -256,6 +256,25 @@ def forward_pass_cost(stores: Stores, seed: int) -> targets.EmbeddingCost:
     return targets.embedding_cost(load_embedder(stores.settings().embedding_model), queries)
 
 
+def request_overhead(
+    url: str, agents: list[dict[str, str]], pid: int, calls: int = 400
+) -> dict[str, float]:
+    """Server CPU ms per request of two calls that do next to nothing: `GET /healthz` (HTTP and
+    routing alone) and `GET /v1/me` (that, plus the key check), one at a time."""
+    cpu: dict[str, float] = {}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for name, path, authenticated in (("healthz", "/healthz", False), ("me", "/v1/me", True)):
+            keys = [agent["key"] for agent in agents] if authenticated else [""]
+            headers = [{"Authorization": f"Bearer {key}"} if key else {} for key in keys]
+            for index in range(len(headers)):  # warm: a first call per key
+                client.get(path, headers=headers[index]).raise_for_status()
+            before = process_cpu_seconds(pid)
+            for index in range(calls):  # each key a few times: within any rate limit
+                client.get(path, headers=headers[index % len(headers)]).raise_for_status()
+            cpu[f"{name}_cpu_ms"] = round((process_cpu_seconds(pid) - before) * 1000 / calls, 2)
+    return cpu
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid`, all threads (Linux /proc); 0 elsewhere."""
     try:
@@ -549,6 +568,7 @@ def run(
                 ]
                 for client in CLIENTS
             }
+            overhead = request_overhead(urls[0], agents, pids[0])
         finally:
             for process in processes:
                 process.terminate()
@@ -571,7 +591,7 @@ def run(
         "httpx_runs": summaries["httpx"],
         "p50_over_floor": round(summaries["lean"][0]["p50_ms"] / floor_p50, 2),
         "httpx_p50_over_floor": round(summaries["httpx"][0]["p50_ms"] / floor_p50, 2),
-        "targets": targets.as_dict(embedding, budget),
+        "targets": targets.as_dict(embedding, budget, overhead),
     }
 
 

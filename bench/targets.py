@@ -106,13 +106,17 @@ def budgets(
     )
 
 
-def as_dict(embedding: EmbeddingCost, budget: Budgets) -> dict[str, Any]:
-    return {"embedding": asdict(embedding), "budgets": asdict(budget)}
+def as_dict(
+    embedding: EmbeddingCost, budget: Budgets, overhead: dict[str, float]
+) -> dict[str, Any]:
+    """`overhead`: the server's CPU per request of calls that do next to nothing
+    (`bench.latency.request_overhead`)."""
+    return {"embedding": asdict(embedding), "budgets": asdict(budget), "overhead": overhead}
 
 
 def markdown(targets: dict[str, Any], cores: int) -> list[str]:
     """The lines `bench.latency` prints under its table."""
-    cost, budget = targets["embedding"], targets["budgets"]
+    cost, budget, overhead = targets["embedding"], targets["budgets"], targets["overhead"]
     return [
         "What the targets leave (`bench/targets.py`): the query's forward pass alone costs "
         f"{cost['lone_cpu_ms']} ms of CPU for a lone query on every core "
@@ -134,5 +138,8 @@ def markdown(targets: dict[str, Any], cores: int) -> list[str]:
         f"At {P95_TARGET_CLIENTS} clients that never pause, Little's law gives a mean latency "
         f"of at least {P95_TARGET_CLIENTS} x CPU per call / {cores} cores; the CPU allowed is "
         f"the one whose mean, times this run's spread (p95 = {budget['spread']}x the mean), "
-        f"stays under {P95_TARGET_MS:g} ms, less the clients' own CPU on the shared cores.",
+        f"stays under {P95_TARGET_MS:g} ms, less the clients' own CPU on the shared cores. "
+        "For scale: a request that does next to nothing costs the server "
+        f"{overhead['healthz_cpu_ms']} ms of CPU (`GET /healthz`: HTTP and routing) and "
+        f"{overhead['me_cpu_ms']} ms with the key check (`GET /v1/me`).",
     ]

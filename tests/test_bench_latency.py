@@ -39,6 +39,10 @@ def test_latency_bench_reports_percentiles_floor_and_cpu_per_call(tmp_path: Path
     )
     assert budget["cpu_measured_ms"] == pytest.approx(result["runs"][1]["server_cpu_ms"], abs=0.06)
     assert "What the targets leave" in table and "| 8 clients: p95 < 50 ms |" in table
+    # a call that checks a key costs more than one that does not, and both less than a context call
+    overhead = result["targets"]["overhead"]
+    assert 0 < overhead["healthz_cpu_ms"] < overhead["me_cpu_ms"]
+    assert overhead["me_cpu_ms"] < result["runs"][0]["server_cpu_ms"]
 
 
 def _summary(concurrency: int, **values: float) -> dict[str, float]:

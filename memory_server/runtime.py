@@ -31,7 +31,7 @@ from .services.search import SearchService
 from .services.sharing import SharingService
 from .services.transfer import TransferService
 from .services.usage import AccessRecorder, recently_read_namespaces
-from .sql_statistics import refresh_statistics
+from .sql_statistics import try_refresh_statistics
 from .statements import StatementEmbedder
 from .tokens import count_tokens
 from .vectors import VectorStore, open_vector_store
@@ -102,7 +102,7 @@ class Runtime:
             log.info("purged %d expired memories", purged)
 
     def _refresh_statistics(self) -> None:
-        refresh_statistics(self.db)
+        try_refresh_statistics(self.db)
 
     def begin_shutdown(self) -> None:
         """Shutdown has begun: a summarizer run stops after the group it is condensing."""
@@ -173,7 +173,7 @@ def build_runtime(
                 " (rebuilt)" if report.rebuilt else "",
             )
     if not maintenance and settings.sql_statistics_minutes > 0:
-        refresh_statistics(db)  # before the warm-up reads: their connections plan with them
+        try_refresh_statistics(db)  # before the warm-up reads: their connections plan with them
     if not maintenance:
         _warm(vectors, db)
     queries = QueryEmbedder(model)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from .db import Database
 
@@ -51,6 +52,16 @@ def refresh_statistics(db: Database, *, min_rows: int = MIN_ROWS) -> bool:
     db.engine.dispose()  # the next connections load the new statistics
     log.info("query-planner statistics taken at %d memories (were at %s)", rows, analyzed)
     return True
+
+
+def try_refresh_statistics(db: Database) -> bool:
+    """`refresh_statistics` for the server's start and schedule: a failure (the database busy
+    beyond its timeout, say) is logged and not raised, since statistics only make plans better."""
+    try:
+        return refresh_statistics(db)
+    except SQLAlchemyError:
+        log.warning("could not take the query-planner statistics", exc_info=True)
+        return False
 
 
 def analyzed_rows(connection: Connection) -> int | None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
 from memory_server.config import Settings
 from memory_server.db import Database
@@ -18,7 +19,11 @@ from memory_server.models import Memory, utcnow
 from memory_server.runtime import build_runtime
 from memory_server.schemas import AgentCreate, MemoryFilters, MemoryStatus
 from memory_server.services.agents import AgentService
-from memory_server.sql_statistics import analyzed_rows, refresh_statistics
+from memory_server.sql_statistics import (
+    analyzed_rows,
+    refresh_statistics,
+    try_refresh_statistics,
+)
 from memory_server.stored_embeddings import memories_in_scope
 
 
@@ -124,3 +129,16 @@ def test_the_server_takes_them_at_startup_unless_disabled(tmp_path: Path, minute
         assert (_statistics(runtime.db) is not None) is (minutes > 0)
     finally:
         runtime.close()
+
+
+def test_a_failure_to_take_them_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'missing' / 'memory.db'}")  # its directory does not exist
+    try:
+        with pytest.raises(SQLAlchemyError):
+            refresh_statistics(db)
+        assert try_refresh_statistics(db) is False
+    finally:
+        db.dispose()
+    assert "could not take the query-planner statistics" in caplog.text

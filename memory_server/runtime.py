@@ -172,9 +172,9 @@ def build_runtime(
                 report.repaired,
                 " (rebuilt)" if report.rebuilt else "",
             )
-    if not maintenance and settings.sql_statistics_minutes > 0:
-        try_refresh_statistics(db)  # before the warm-up reads: their connections plan with them
     if not maintenance:
+        if settings.sql_statistics_minutes > 0:
+            try_refresh_statistics(db)  # before the warm-up reads: their connections plan with them
         _warm(vectors, db)
     queries = QueryEmbedder(model)
     recorder = AccessRecorder(db)

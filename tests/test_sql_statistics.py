@@ -127,6 +127,12 @@ def test_the_server_takes_them_at_startup_unless_disabled(tmp_path: Path, minute
     runtime = build_runtime(settings, reconcile=False)
     try:
         assert (_statistics(runtime.db) is not None) is (minutes > 0)
+        runtime.start_jobs()  # and checks them again on its schedule
+        assert runtime.scheduler is not None
+        job = runtime.scheduler.get_job("statistics")
+        assert (job is not None) is (minutes > 0)
+        if job is not None:
+            assert job.trigger.interval.total_seconds() == minutes * 60
     finally:
         runtime.close()
 

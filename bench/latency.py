@@ -577,7 +577,7 @@ def run(
     floor_p50 = statistics.median(floor_times) * 1000
     summaries = {client: [r.summary() for r in client_runs] for client, client_runs in runs.items()}
     lone, concurrent = summaries["lean"][:2]
-    budget = targets.budgets(floor_p50, lone, concurrent, embedding, os.cpu_count() or 1)
+    allowed = targets.budgets(floor_p50, lone, concurrent, embedding, os.cpu_count() or 1)
     return {
         "mode": "scale-out" if scale_out else "embedded",
         "memories": memories,
@@ -591,7 +591,7 @@ def run(
         "httpx_runs": summaries["httpx"],
         "p50_over_floor": round(summaries["lean"][0]["p50_ms"] / floor_p50, 2),
         "httpx_p50_over_floor": round(summaries["httpx"][0]["p50_ms"] / floor_p50, 2),
-        "targets": targets.as_dict(embedding, budget, overhead),
+        "targets": targets.as_dict(embedding, allowed, overhead),
     }
 
 

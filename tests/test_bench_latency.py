@@ -19,6 +19,7 @@ from tests.conftest import LiveServer
 def test_latency_bench_reports_percentiles_floor_and_cpu_per_call(tmp_path: Path) -> None:
     result = run(memories=40, agents_count=2, requests=6, data_dir=tmp_path / "store", fresh=True)
     assert [r["concurrency"] for r in result["runs"]] == [1, 8, 32]
+    assert result["budget_tokens"] == 512 and "`budget_tokens=512`" in markdown(result)
     assert [r["concurrency"] for r in result["httpx_runs"]] == [1, 8, 32]
     for row in [*result["runs"], *result["httpx_runs"]]:
         assert row["requests"] == 6 and row["errors"] == 0

@@ -6,10 +6,12 @@ is then asked in its own new thread (its opening small talk written just before,
 budgets of 256, 512 and 1024 tokens. Evidence recall is the share of the question's evidence turns
 that made it into the context (the memory id among `items` and its content in `context`).
 
-Three baselines run in the same harness over the same memories of the same user, each packed into
-the same budget with the same token counter, line rendering and packer (one tier), so only the
-selection differs: newest-first, pure dense top-k (the server's embedding model, cosine) and BM25
-top-k (Okapi, k1=1.2, b=0.75).
+Three baselines run in the same harness over the same memories of the same user: newest-first,
+pure dense top-k (the server's embedding model, cosine) and BM25 top-k (Okapi, k1=1.2, b=0.75).
+Each is packed into the same budget with the same token counter and packer twice: rendered as the
+server renders its long-term tier (dated lines), so only the selection differs; and as the turns'
+bare content, one per line, as a harness that knows nothing of the server's format would pack
+them, with no date or kind to pay for.
 
     python -m bench.quality [--seed 7] [--personas 10] [--quick] [--output results.md|.json]
 """
@@ -48,7 +50,7 @@ from memory_server.embeddings import load_embedder
 from memory_server.keyword import STOPWORDS
 from memory_server.models import Memory
 from memory_server.packing import Line, Tier, pack
-from memory_server.services.context import TITLES, render_line
+from memory_server.services.context import TITLES, dated_line, memories_tier
 from memory_server.serving import BackgroundServer
 from memory_server.tokens import count_tokens
 
@@ -58,11 +60,16 @@ ADMIN_KEY = "bench-quality-admin-key-0123456789"
 MODEL = "gpt-4o-mini"
 BUDGETS = (256, 512, 1024)
 BASELINES = ("newest", "dense", "bm25")
+PLAIN = "-plain"  # a baseline's rows packed as bare content
+BASELINE_SYSTEMS = (*BASELINES, *(b + PLAIN for b in BASELINES))
 LABELS = {
     "server": "server `/v1/context`",
     "newest": "newest-first",
     "dense": "dense top-k (MiniLM cosine)",
     "bm25": "BM25 top-k",
+    "newest" + PLAIN: "newest-first, content only",
+    "dense" + PLAIN: "dense top-k, content only",
+    "bm25" + PLAIN: "BM25 top-k, content only",
 }
 TARGET_BUDGET = 512
 TARGET_MARGIN = 0.10
@@ -165,7 +172,7 @@ class _Doc:
 
     memory_id: str
     turn: Turn
-    line: str
+    line: Line
     vector: np.ndarray
     tokens: list[str]
 
@@ -180,7 +187,7 @@ class _Packing:
 TokenCounter = Callable[[str], int]
 
 
-def _render(turn: Turn, memory_id: str) -> str:
+def _render(turn: Turn, memory_id: str) -> Line:
     memory = Memory(
         id=memory_id,
         namespace_id="",
@@ -191,14 +198,19 @@ def _render(turn: Turn, memory_id: str) -> str:
         updated_at=turn.created_at,
         content_hash="",
     )
-    return render_line(memory)
+    return dated_line(memory)
 
 
 def _packed_ids(
-    docs: Sequence[_Doc], order: Iterable[int], budget: int, count: TokenCounter
+    docs: Sequence[_Doc], order: Iterable[int], budget: int, count: TokenCounter, *, plain: bool
 ) -> _Packing:
-    lines = [Line(key=docs[i].memory_id, text=docs[i].line) for i in order]
-    packed = pack([Tier("memories", TITLES["memories"], 1.0, lines)], budget, count)
+    """The first of `order` that fit in `budget`: as the server's dated lines, or `plain`."""
+    if plain:
+        bare = [Line(key=docs[i].memory_id, text=docs[i].turn.content) for i in order]
+        tier = Tier("memories", TITLES["memories"], 1.0, bare)
+    else:
+        tier = memories_tier(1.0, [docs[i].line for i in order])
+    packed = pack([tier], budget, count)
     ids = {line.key for line in packed.included["memories"]}
     return _Packing(ids=ids, context=packed.context, tokens=packed.tokens_used)
 
@@ -302,7 +314,7 @@ def run(
                 say(f"{persona.id}: {turns} turns, {asked} questions")
     finally:
         server.stop()
-    systems = ["server", *(variants or {}), *BASELINES]
+    systems = ["server", *(variants or {}), *BASELINE_SYSTEMS]
     return summarize(conversations, budgets, systems, records, time.monotonic() - started)
 
 
@@ -342,7 +354,7 @@ def _run_persona(
         orders = baseline_orders(pool, query_vectors[q_index], question.text)
         evidence = [memory_of[turn_id] for turn_id in question.evidence]
         content = {memory_of[t.id]: t.content for t in history}
-        record = _record(question, ["server", *variants, *BASELINES])
+        record = _record(question, ["server", *variants, *BASELINE_SYSTEMS])
         for budget in budgets:
             for system, extra in {"server": {}, **variants}.items():
                 request = {**_context_request(question, budget), **extra}
@@ -355,11 +367,12 @@ def _run_persona(
                 record["fates"].setdefault(system, {})[budget] = _fates(
                     evidence, included, response
                 )
-            for system, order in orders.items():
-                packed = _packed_ids(pool, order, budget, count)
-                hits = [m in packed.ids and content[m] in packed.context for m in evidence]
-                record["recall"][system][budget] = sum(hits) / len(evidence)
-                record["tokens"][system][budget] = packed.tokens
+            for baseline, order in orders.items():
+                for system, plain in [(baseline, False), (baseline + PLAIN, True)]:
+                    packed = _packed_ids(pool, order, budget, count, plain=plain)
+                    hits = [m in packed.ids and content[m] in packed.context for m in evidence]
+                    record["recall"][system][budget] = sum(hits) / len(evidence)
+                    record["tokens"][system][budget] = packed.tokens
         for memory_id in opening_ids:
             _checked(client.delete(f"/v1/memories/{memory_id}"))
         records.append(record)
@@ -438,7 +451,7 @@ def summarize(
     }
     margins = {}
     for budget in budgets:
-        best = max(BASELINES, key=lambda s: systems[s][budget]["recall"])
+        best = max(BASELINE_SYSTEMS, key=lambda s: systems[s][budget]["recall"])
         diffs = [r["recall"]["server"][budget] - r["recall"][best][budget] for r in records]
         margins[budget] = {"best_baseline": best, **_paired(diffs)}
     fates = {

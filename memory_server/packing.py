@@ -1,9 +1,10 @@
 """Fitting ranked items into a token budget that is never exceeded.
 
-The context is tiers of lines under headers. Each tier may spend its share of the budget plus
-whatever earlier tiers left unused. Costs are summed per line for speed, then the whole rendered
-string is counted with the model's tokenizer; while it is over budget the least important included
-line is removed. So `tokens_used <= budget` holds for the exact string returned, always.
+The context is tiers of lines under headers; a line may also sit under a sub-heading it shares
+with its neighbours (its date), written once for all of them. Each tier may spend its share of the
+budget plus whatever earlier tiers left unused. Costs are summed per line for speed, then the whole
+rendered string is counted with the model's tokenizer; while it is over budget the least important
+included line is removed. So `tokens_used <= budget` holds for the exact string returned, always.
 
 Lines may exclude each other (a summary and its own sources): a line is skipped when a line it
 `conflicts` with is already in, so whichever comes first and fits wins.
@@ -25,6 +26,8 @@ class Line:
     key: str
     text: str
     conflicts: frozenset[str] = frozenset()  # keys of lines that must not appear beside this one
+    heading: str | None = None  # a sub-heading written once above the run of lines sharing it
+    order: float = 0.0  # where a `chronological` tier renders the line: ascending
 
 
 @dataclass
@@ -32,7 +35,8 @@ class Tier:
     """A section of the context. `lines` are in priority order (most wanted first).
 
     A `contiguous` tier (recent conversation) stops at the first line that does not fit, so it never
-    skips a turn; it renders its lines in reverse priority order (oldest first, newest last).
+    skips a turn; it renders its lines in reverse priority order (oldest first, newest last). A
+    `chronological` tier renders the lines it keeps by their `order`, not their priority.
     """
 
     name: str
@@ -40,6 +44,7 @@ class Tier:
     share: float
     lines: Sequence[Line]
     contiguous: bool = False
+    chronological: bool = False
 
 
 @dataclass
@@ -52,13 +57,25 @@ class Packed:
 
 
 def render(tiers: Sequence[Tier], included: dict[str, list[Line]]) -> str:
-    """The prompt text: each non-empty tier as a header and its lines."""
+    """The prompt text: each non-empty tier as a header and its lines, each run of lines that
+    share a sub-heading under one copy of it."""
     sections = []
     for tier in tiers:
         lines = included.get(tier.name, [])
-        if lines:
-            ordered = reversed(lines) if tier.contiguous else lines
-            sections.append("\n".join([tier.title, *(line.text for line in ordered)]))
+        if not lines:
+            continue
+        if tier.contiguous:
+            lines = lines[::-1]
+        elif tier.chronological:
+            lines = sorted(lines, key=lambda line: line.order)
+        rendered = [tier.title]
+        heading = None
+        for line in lines:
+            if line.heading is not None and line.heading != heading:
+                rendered.append(line.heading)
+            heading = line.heading
+            rendered.append(line.text)
+        sections.append("\n".join(rendered))
     return SECTION_SEPARATOR.join(sections)
 
 
@@ -76,6 +93,7 @@ def pack(tiers: Sequence[Tier], budget: int, count: TokenCounter) -> Packed:
         allowance = budget - spent_total if last else int(tier.share * budget) + carry
         spent = 0
         blocked = False
+        headings: set[str] = set()
         for line in tier.lines:
             winner = next(iter(sorted(line.conflicts & included_keys)), None)
             if winner is not None:
@@ -84,12 +102,16 @@ def pack(tiers: Sequence[Tier], budget: int, count: TokenCounter) -> Packed:
             cost = count(line.text) + 1
             if not included[tier.name]:
                 cost += count(tier.title) + 1 + (separator_cost if spent_total else 0)
+            if line.heading is not None and line.heading not in headings:
+                cost += count(line.heading) + 1
             if blocked or spent + cost > allowance:
                 over.append((tier.name, line))
                 blocked = blocked or tier.contiguous
                 continue
             included[tier.name].append(line)
             included_keys.add(line.key)
+            if line.heading is not None:
+                headings.add(line.heading)
             spent += cost
         spent_total += spent
         carry = max(0, allowance - spent)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.conversations import DEFAULT_END, Conversations, Question, generate
-from bench.quality import BASELINES, BUDGETS, report, run
+import numpy as np
+
+from bench.conversations import DEFAULT_END, Conversations, Question, Turn, generate
+from bench.quality import BASELINE_SYSTEMS, BUDGETS, _Doc, _packed_ids, _render, report, run
 
 
 def tiny() -> Conversations:
@@ -60,10 +63,32 @@ def test_changed_facts_take_the_latest_statement_as_evidence() -> None:
 def test_harness_scores_every_system_at_every_budget(tmp_path: Path) -> None:
     results = run(tiny(), tmp_path / "data")
     assert results["questions"] == len(tiny().questions()) > 0
-    for system in ["server", *BASELINES]:
+    assert len(BASELINE_SYSTEMS) == 6  # three baselines, as the server renders and as bare text
+    for system in ["server", *BASELINE_SYSTEMS]:
         for budget in BUDGETS:
             cell = results["systems"][system][budget]
             assert 0.0 <= cell["recall"] <= 1.0
             assert 0 <= cell["tokens"] <= budget
+    assert results["margin_over_best_baseline"][512]["best_baseline"] in BASELINE_SYSTEMS
     text = report(results)
-    assert "recall@512" in text and "BM25" in text
+    assert "recall@512" in text and "BM25" in text and "dense top-k, content only" in text
+
+
+def test_a_baseline_is_packed_as_the_server_renders_and_as_bare_content() -> None:
+    turns = [
+        Turn(f"t{i}", "s1", "user", f"turn number {i}", datetime(2026, 11, 2, 9, i, tzinfo=UTC))
+        for i in range(3)
+    ]
+    docs = [_Doc(f"m{i}", t, _render(t, f"m{i}"), np.zeros(2), []) for i, t in enumerate(turns)]
+
+    def words(text: str) -> int:
+        return len(text.split())
+
+    dated = _packed_ids(docs, [2, 0], 100, words, plain=False)
+    assert dated.context == (
+        "## Relevant memories\n### 2 Nov 2026\n[user] turn number 0\n[user] turn number 2"
+    )
+    bare = _packed_ids(docs, [2, 0], 100, words, plain=True)
+    assert bare.context == "## Relevant memories\nturn number 2\nturn number 0"
+    assert dated.ids == bare.ids == {"m0", "m2"}
+    assert bare.tokens < dated.tokens

@@ -21,21 +21,27 @@ MODELS = [
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
 line_lists = st.lists(texts, max_size=25)
+# a line's optional sub-heading (its date) and its place in a chronological tier
+headings = st.one_of(st.none(), st.sampled_from(["### 2 Nov 2026", "### 14 Oct 2026", "### ∅"]))
+dated_lists = st.lists(
+    st.tuples(texts, headings, st.floats(min_value=0, max_value=1e9, allow_nan=False)),
+    max_size=25,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    thread=line_lists,
+    thread=dated_lists,
     facts=line_lists,
-    memories=line_lists,
+    memories=dated_lists,
     shares=st.tuples(*[st.floats(min_value=0, max_value=5)] * 3),
     budget=st.integers(min_value=1, max_value=1500),
     model=st.sampled_from(MODELS),
 )
 def test_packed_context_never_exceeds_the_budget(
-    thread: list[str],
+    thread: list[tuple[str, str | None, float]],
     facts: list[str],
-    memories: list[str],
+    memories: list[tuple[str, str | None, float]],
     shares: tuple[float, float, float],
     budget: int,
     model: str,
@@ -46,7 +52,7 @@ def test_packed_context_never_exceeds_the_budget(
             "thread",
             "## Recent conversation",
             normalised[0],
-            [Line(f"t{i}", t) for i, t in enumerate(thread)],
+            [Line(f"t{i}", t, heading=h, order=o) for i, (t, h, o) in enumerate(thread)],
             contiguous=True,
         ),
         Tier(
@@ -59,7 +65,8 @@ def test_packed_context_never_exceeds_the_budget(
             "memories",
             "## Relevant memories",
             normalised[2],
-            [Line(f"m{i}", t) for i, t in enumerate(memories)],
+            [Line(f"m{i}", t, heading=h, order=o) for i, (t, h, o) in enumerate(memories)],
+            chronological=True,
         ),
     ]
 
@@ -74,9 +81,35 @@ def test_packed_context_never_exceeds_the_budget(
     assert len(included) + len(dropped) == len(thread) + len(facts) + len(memories)
     for line in included:
         assert line.text in packed.context
+        assert line.heading is None or line.heading in packed.context
     # the conversation tier never skips a turn: what it keeps is the newest, contiguous run
     kept_thread = packed.included["thread"]
     assert kept_thread == tiers[0].lines[: len(kept_thread)]
+
+
+def test_a_sub_heading_is_written_once_above_its_run_of_lines() -> None:
+    def dated(key: str, day: str, order: float) -> Line:
+        return Line(key, f"[user] {key}", heading=f"### {day}", order=order)
+
+    # best first: a chronological tier renders them by `order`, each date once
+    lines = [dated("c", "3 Nov", 3), dated("a", "1 Nov", 1), dated("b", "1 Nov", 2)]
+    tiers = [Tier("memories", "## M", 1.0, lines, chronological=True)]
+    packed = pack(tiers, 100, lambda text: len(text.split()))
+    assert packed.context == "## M\n### 1 Nov\n[user] a\n[user] b\n### 3 Nov\n[user] c"
+    assert [line.key for line in packed.included["memories"]] == ["c", "a", "b"]
+
+    # a heading is paid for once: a budget with room for one heading holds both lines of a day
+    def words_and_newlines(text: str) -> int:
+        return len(text.split()) + text.count("\n")
+
+    same_day = [dated("a", "1 Nov", 1), dated("b", "1 Nov", 2), dated("c", "3 Nov", 3)]
+    # (+1: the packer's estimate counts a newline after every line, the last one too)
+    budget = words_and_newlines("## M\n### 1 Nov\n[user] a\n[user] b") + 1
+    tier = Tier("memories", "## M", 1.0, same_day, chronological=True)
+    tight = pack([tier], budget, words_and_newlines)
+    assert [line.key for line in tight.included["memories"]] == ["a", "b"]
+    assert [line.key for _, line in tight.over_budget] == ["c"]
+    assert tight.tokens_used == budget - 1
 
 
 def test_unused_share_flows_to_the_next_tier() -> None:

@@ -71,18 +71,45 @@ def render_date(moment: datetime, *, with_time: bool = False) -> str:
 
 
 def render_line(memory: Memory | MemoryRecord, *, with_time: bool = False) -> str:
-    """One memory as a prompt line, with its date and kind; a message's time of day too when
-    `with_time` (the turns of the recent conversation). A line's label costs 10 tokens for a
-    message ("[22 Nov 2026 · user] "), against 15 with the time and an ISO date: on turns of
-    ~25 tokens, the label decides how many fit in a budget."""
+    """One memory as a prompt line with its date and kind in front: `[2 Nov 2026 · fact ·
+    home.city] ...`; a message's time of day too when `with_time`. The facts tier writes its
+    lines so, in the order of their importance."""
+    when = render_date(memory.created_at, with_time=with_time and memory.kind == "message")
+    return f"[{when} · {_kind_label(memory)}] {memory.content}"
+
+
+def dated_line(
+    memory: Memory | MemoryRecord,
+    conflicts: frozenset[str] = frozenset(),
+    *,
+    with_time: bool = False,
+) -> Line:
+    """One memory as a line under its date's sub-heading (`### 22 Nov 2026`, written once above
+    the lines of that day), with its kind in front: `[user] ...`, `[14:05 · user] ...` with the
+    time. A label with the date costs 10 tokens for a message's ~25 (cl100k, o200k); on its own
+    line once per day the date costs 7 and the kind 3, so more of a budget goes to content."""
+    label = _kind_label(memory)
+    if with_time and memory.kind == "message":
+        label = f"{memory.created_at:%H:%M} · {label}"
+    return Line(
+        key=memory.id,
+        text=f"[{label}] {memory.content}",
+        conflicts=conflicts,
+        heading=f"### {render_date(memory.created_at)}",
+        order=memory.created_at.timestamp(),
+    )
+
+
+def memories_tier(share: float, lines: Sequence[Line]) -> Tier:
+    """The long-term tier: `lines` best first, rendered oldest first under their dates."""
+    return Tier("memories", TITLES["memories"], share, lines, chronological=True)
+
+
+def _kind_label(memory: Memory | MemoryRecord) -> str:
+    """A message's role (or `message`); any other memory's kind and key."""
     if memory.kind == "message":
-        when = render_date(memory.created_at, with_time=with_time)
-        label = f"{when} · {memory.role or 'message'}"
-    else:
-        label = f"{render_date(memory.created_at)} · {memory.kind}"
-        if memory.key:
-            label += f" · {memory.key}"
-    return f"[{label}] {memory.content}"
+        return memory.role or "message"
+    return f"{memory.kind} · {memory.key}" if memory.key else memory.kind
 
 
 def candidate_pool(budget_tokens: int) -> int:
@@ -153,15 +180,13 @@ class ContextService:
                 "thread",
                 TITLES["thread"],
                 shares[0],
-                _lines(thread, with_time=True),
+                [dated_line(m, with_time=True) for m in thread],
                 contiguous=True,
             ),
-            Tier("facts", TITLES["facts"], shares[1], _lines(facts)),
-            Tier(
-                "memories",
-                TITLES["memories"],
+            Tier("facts", TITLES["facts"], shares[1], [Line(m.id, render_line(m)) for m in facts]),
+            memories_tier(
                 shares[2],
-                _lines([r.memory for r in ranked], conflicts),
+                [dated_line(r.memory, conflicts.get(r.memory.id, frozenset())) for r in ranked],
             ),
         ]
         packed = pack(tiers, request.budget_tokens, count)
@@ -322,23 +347,6 @@ def _summary_conflicts(sources: dict[str, list[str]]) -> dict[str, frozenset[str
         for source_id in source_ids:
             conflicts.setdefault(source_id, set()).add(summary_id)
     return {key: frozenset(value) for key, value in conflicts.items()}
-
-
-def _lines(
-    memories: Sequence[MemoryRecord],
-    conflicts: dict[str, frozenset[str]] | None = None,
-    *,
-    with_time: bool = False,
-) -> list[Line]:
-    conflicts = conflicts or {}
-    return [
-        Line(
-            key=m.id,
-            text=render_line(m, with_time=with_time),
-            conflicts=conflicts.get(m.id, frozenset()),
-        )
-        for m in memories
-    ]
 
 
 def _score(scored: _Scored) -> float | None:

@@ -154,12 +154,14 @@ def test_context_layers_thread_facts_and_ranked_memories(make_agent) -> None:
     thread_part = context.split("## Known facts")[0]
     assert thread_part.index("Hi, I need help") < thread_part.index("Noted: Lisbon area")
     assert "· user] Somewhere near Lisbon, in early June." in thread_part
-    # a turn of the thread with its time of day; a long-term memory with its date and kind
-    assert re.search(
-        r"\[\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d · user\] Somewhere near", thread_part
-    )
+    # a turn of the thread with its time of day under its date; a long-term memory with its
+    # kind under its date; a fact with its date and kind on its line
+    day = r"### \d{1,2} [A-Z][a-z]{2} \d{4}\n"
+    assert re.search(day + r"(.*\n)*\[\d\d:\d\d · user\] Somewhere near", thread_part)
     memories_part = context.split("## Relevant memories")[1]
-    assert re.search(r"\[\d{1,2} [A-Z][a-z]{2} \d{4} · fact\] The offsite budget", memories_part)
+    assert re.search(day + r"(.*\n)*\[fact\] The offsite budget", memories_part)
+    facts_part = context.split("## Known facts and preferences")[1].split("## Relevant")[0]
+    assert re.search(r"\[\d{1,2} [A-Z][a-z]{2} \d{4} · preference · diet\] Dana is veg", facts_part)
 
     # the current keyed value is served, the superseded one never is
     assert "Dana is vegetarian" in context and "Dana eats meat" not in context

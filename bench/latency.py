@@ -4,7 +4,10 @@ Loads N memories across A agents (default 100k across 100) into an embedded-defa
 measures, in one run:
 - the floor: one query embedding plus one bare, namespace-filtered vector query, in-process;
 - the server: context calls over real HTTP from 1, 8 and 32 concurrent clients (each query text
-  distinct, so the query cache does not help), p50/p95/p99 and requests/s.
+  distinct, so the query cache does not help), p50/p95/p99 and requests/s;
+- the floor over HTTP: the floor's own work served by the server's app and HTTP stack
+  (`bench/floor_server.py`), with and without the key check, from 1 and 8 clients: what serving
+  the floor costs before a context call does anything of its own.
 
     python -m bench.latency [--memories 100000] [--agents 100] [--requests 400] [--fresh]
 
@@ -26,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,19 +212,14 @@ def floor(
     """Seconds for one query embedding + one bare vector query of a namespace, in-process: the
     query as the server makes it (from the in-memory copies of an embedded index), and as
     Chroma answers it (for comparison with runs before the copies)."""
-    from memory_server.db import Database
     from memory_server.embeddings import load_embedder
-    from memory_server.models import Agent
     from memory_server.vector_cache import VectorCache
     from memory_server.vectors import open_vector_store
 
     settings = stores.settings()
     embedder = load_embedder(settings.embedding_model)
     vectors = open_vector_store(settings)
-    db = Database(settings.resolved_database_url)
-    with db.read() as session:
-        namespaces = [session.get(Agent, a["id"]).default_namespace_id for a in agents]  # type: ignore[union-attr]
-    db.dispose()
+    namespaces = list(agent_namespaces(stores, agents).values())
     rng = random.Random(seed + 1)
     warm = embedder.embed(["warm up"])[0]
     for (
@@ -254,6 +252,66 @@ def forward_pass_cost(stores: Stores, seed: int) -> targets.EmbeddingCost:
     rng = random.Random(seed + 2)
     queries = [synthetic_query(rng) for _ in range(8 * targets.CONCURRENT_BATCH)]
     return targets.embedding_cost(load_embedder(stores.settings().embedding_model), queries)
+
+
+def agent_namespaces(stores: Stores, agents: list[dict[str, str]]) -> dict[str, str]:
+    """Each agent's default namespace id, by agent id."""
+    from memory_server.db import Database
+    from memory_server.models import Agent
+
+    db = Database(stores.settings().resolved_database_url)
+    try:
+        with db.read() as session:
+            return {
+                a["id"]: session.get(Agent, a["id"]).default_namespace_id  # type: ignore[union-attr]
+                for a in agents
+            }
+    finally:
+        db.dispose()
+
+
+FLOOR_ROUTES = {"key_check": "/bench/floor", "open": "/bench/floor-open"}
+
+
+def http_floor(
+    stores: Stores, agents: list[dict[str, str]], requests: int, seed: int
+) -> dict[str, list[dict[str, float]]]:
+    """The floor's own work over the server's app and HTTP stack (`bench/floor_server.py`): the
+    query embedded as the context route embeds it and a bare vector query, with and without the
+    key check, from 1 and 8 lean clients. Each route asks queries of its own: that server caches
+    query embeddings too."""
+    namespaces = agent_namespaces(stores, agents)
+
+    def body_of(agent: dict[str, str], query: str) -> dict[str, Any]:
+        return {"query": query, "namespace_id": namespaces[agent["id"]]}
+
+    port = free_port()
+    env = stores.env(stores.data_dir, port)
+    process = wait_ready(launch(env, module="bench.floor_server"), port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        return {
+            name: [
+                asyncio.run(
+                    drive(
+                        [url],
+                        agents,
+                        c,
+                        requests,
+                        seed + offset,
+                        0,
+                        [process.pid],
+                        path=path,
+                        body_of=body_of,
+                    )
+                ).summary()
+                for c in (1, 8)
+            ]
+            for offset, (name, path) in enumerate(FLOOR_ROUTES.items(), start=1)
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def request_overhead(
@@ -375,27 +433,34 @@ async def drive(
     budget: int,
     server_pids: list[int] | None = None,
     client: str = "lean",
+    path: str = "/v1/context",
+    body_of: Callable[[dict[str, str], str], dict[str, Any]] | None = None,
 ) -> Run:
     """`requests` context calls from `concurrency` clients, spread round-robin over `urls`;
     with `server_pids`, also the CPU the servers and the clients used for them. `client`:
-    `LeanConnection`s (one per client), or httpx (what the Python SDK uses)."""
+    `LeanConnection`s (one per client), or httpx (what the Python SDK uses). `path` and
+    `body_of(agent, query)` call another route instead (the floor over HTTP)."""
     # each client kind its own queries: a query asked before is answered from the server's caches
     rng = random.Random(seed * 1000 + concurrency + CLIENTS.index(client) * 100)
-    jobs = [(rng.choice(agents)["key"], synthetic_query(rng)) for _ in range(requests)]
+    jobs = [(rng.choice(agents), synthetic_query(rng)) for _ in range(requests)]
     latencies: list[float] = []
     errors = 0
-    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[dict[str, str], str]] = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
-    post = (LeanPosts if client == "lean" else HttpxPosts)(urls, concurrency)
+    post = (LeanPosts if client == "lean" else HttpxPosts)(urls, concurrency, path)
+
+    def context_body(agent: dict[str, str], query: str) -> dict[str, Any]:
+        return {"query": query, "budget_tokens": budget, "model": "gpt-4o-mini"}
+
+    body = body_of or context_body
 
     async def worker(index: int) -> None:
         nonlocal errors
         while not queue.empty():
-            key, query = queue.get_nowait()
-            body = {"query": query, "budget_tokens": budget, "model": "gpt-4o-mini"}
+            agent, query = queue.get_nowait()
             started = time.perf_counter()
-            status = await post.call(index, body, key)
+            status = await post.call(index, body(agent, query), agent["key"])
             latencies.append(time.perf_counter() - started)
             errors += status != 200
 
@@ -404,7 +469,7 @@ async def drive(
         # query of a namespace after a start loads its index: ~45 ms, not measured).
         for index in range(concurrency):
             for agent in agents if index < len(urls) else agents[:1]:
-                await post.call(index, {"query": "warm up", "budget_tokens": budget}, agent["key"])
+                await post.call(index, body(agent, "warm up"), agent["key"])
         pids = server_pids or []
         server_cpu, client_cpu = sum(map(process_cpu_seconds, pids)), time.process_time()
         started = time.perf_counter()
@@ -423,11 +488,12 @@ class LeanPosts:
     """POST /v1/context from client `index` of `concurrency` (spread round-robin over `urls`),
     each on its own `LeanConnection`."""
 
-    def __init__(self, urls: list[str], concurrency: int):
+    def __init__(self, urls: list[str], concurrency: int, path: str = "/v1/context"):
         self.connections = [LeanConnection(urls[i % len(urls)]) for i in range(concurrency)]
+        self.path = path
 
     async def call(self, index: int, body: dict[str, Any], key: str) -> int:
-        status, _ = await self.connections[index].post("/v1/context", body, key)
+        status, _ = await self.connections[index].post(self.path, body, key)
         return status
 
     async def close(self) -> None:
@@ -438,14 +504,15 @@ class LeanPosts:
 class HttpxPosts:
     """The same through httpx: one `AsyncClient` per url, as many connections as clients."""
 
-    def __init__(self, urls: list[str], concurrency: int):
+    def __init__(self, urls: list[str], concurrency: int, path: str = "/v1/context"):
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         self.clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits) for url in urls]
+        self.path = path
 
     async def call(self, index: int, body: dict[str, Any], key: str) -> int:
         client = self.clients[index % len(self.clients)]
         response = await client.post(
-            "/v1/context", json=body, headers={"Authorization": f"Bearer {key}"}
+            self.path, json=body, headers={"Authorization": f"Bearer {key}"}
         )
         return response.status_code
 
@@ -454,9 +521,11 @@ class HttpxPosts:
             await client.aclose()
 
 
-def launch(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def launch(env: dict[str, str], module: str = "memory_server.cli") -> subprocess.Popen[bytes]:
+    """`memory-server serve` (or `python -m <module>`, which serves alike) in a new process."""
+    arguments = ["serve"] if module == "memory_server.cli" else []
     return subprocess.Popen(
-        [sys.executable, "-m", "memory_server.cli", "serve"],
+        [sys.executable, "-m", module, *arguments],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -574,6 +643,7 @@ def run(
                 process.terminate()
             for process in processes:
                 process.wait(timeout=60)
+        over_http = http_floor(stores, agents, requests, seed)
     floor_p50 = statistics.median(floor_times) * 1000
     summaries = {client: [r.summary() for r in client_runs] for client, client_runs in runs.items()}
     lone, concurrent = summaries["lean"][:2]
@@ -591,6 +661,8 @@ def run(
         "httpx_runs": summaries["httpx"],
         "p50_over_floor": round(summaries["lean"][0]["p50_ms"] / floor_p50, 2),
         "httpx_p50_over_floor": round(summaries["httpx"][0]["p50_ms"] / floor_p50, 2),
+        "http_floor": over_http,
+        "http_floor_p50_over_floor": round(over_http["key_check"][0]["p50_ms"] / floor_p50, 2),
         "targets": targets.as_dict(embedding, allowed, overhead),
     }
 
@@ -635,9 +707,38 @@ def markdown(result: dict[str, Any]) -> str:
         "HTTP/1.1 connection per client (`LeanConnection`), as a load generator would use; httpx "
         "is what the Python SDK uses, and its own CPU per call is in its latencies.",
     ]
+    if "http_floor" in result:
+        lines += ["", *http_floor_markdown(result)]
     if "targets" in result:
         lines += ["", *targets.markdown(result["targets"], os.cpu_count() or 1)]
     return "\n".join(lines)
+
+
+def http_floor_markdown(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "The floor over HTTP (`bench/floor_server.py`): the server's own app and HTTP stack with a "
+        "route that only embeds the query, as the context route does, and asks the namespace's "
+        "vectors, with and without the key check every API route makes; lean clients.",
+        "",
+        "| route | clients | requests | errors | p50 ms | p95 ms | req/s | server CPU ms/call |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    names = {"key_check": "floor + key check", "open": "floor alone"}
+    for name, runs in result["http_floor"].items():
+        for run_ in runs:
+            lines.append(
+                f"| {names.get(name, name)} | {run_['concurrency']} | {run_['requests']} "
+                f"| {run_['errors']} | {run_['p50_ms']} | {run_['p95_ms']} | {run_['rps']} "
+                f"| {run_.get('server_cpu_ms', '-')} |"
+            )
+    eight = result["http_floor"]["key_check"][1]
+    lines += [
+        "",
+        f"With the key check and nothing else of a context call, a lone call takes "
+        f"**{result['http_floor_p50_over_floor']}x** the in-process floor at p50, and 8 "
+        f"clients get p95 {eight['p95_ms']} ms.",
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

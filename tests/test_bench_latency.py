@@ -44,6 +44,18 @@ def test_latency_bench_reports_percentiles_floor_and_cpu_per_call(tmp_path: Path
     overhead = result["targets"]["overhead"]
     assert 0 < overhead["healthz_cpu_ms"] < overhead["me_cpu_ms"]
     assert overhead["me_cpu_ms"] < result["runs"][0]["server_cpu_ms"]
+    # the floor's own work over HTTP: every call answered, with and without the key check
+    floors = result["http_floor"]
+    assert set(floors) == {"key_check", "open"}
+    for runs in floors.values():
+        assert [r["concurrency"] for r in runs] == [1, 8]
+        for row in runs:
+            assert row["requests"] == 6 and row["errors"] == 0 and row["server_cpu_ms"] > 0
+    # (the reported floor is rounded to 0.1 ms; the ratio comes from the unrounded one)
+    assert result["http_floor_p50_over_floor"] == pytest.approx(
+        floors["key_check"][0]["p50_ms"] / result["floor_p50_ms"], rel=0.03
+    )
+    assert table.count("| floor + key check |") == 2 and table.count("| floor alone |") == 2
 
 
 def _summary(concurrency: int, **values: float) -> dict[str, float]:

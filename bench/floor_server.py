@@ -44,7 +44,8 @@ async def nearest(runtime: Runtime, body: FloorQuery, request: Request) -> Respo
 
         def work() -> Response:
             hits = runtime.vectors.query(embedding.result(), NEIGHBOURS, [body.namespace_id])
-            return Response(json.dumps({"ids": [hit.id for hit in hits]}))
+            ids = [hit.id for hit in hits]
+            return Response(json.dumps({"ids": ids}), media_type="application/json")
 
         return await run_read(request, work)
 

@@ -103,6 +103,46 @@ def test_a_fact_replaced_during_a_call_is_served_in_one_version(
     assert [item["id"] for item in after] == [replaced[0]["id"]]
 
 
+def test_long_term_memories_are_written_oldest_first_under_their_days_and_listed_by_rank(
+    make_agent,
+) -> None:
+    agent = make_agent()
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    notes = [  # (days ago, content): the most relevant to the query is the newest
+        (40, "The billing service once ran on a single VM in Frankfurt"),
+        (40, "Billing's VM in Frankfurt was patched by hand every month"),
+        (9, "The billing service moved to Kubernetes in the Dublin region"),
+        (2, "The billing service is hosted on Kubernetes in Dublin now"),
+    ]
+    written = _write(
+        agent.client,
+        [
+            {"kind": "note", "content": text, "created_at": (now - timedelta(days=ago)).isoformat()}
+            for ago, text in notes
+        ],
+    )
+    response = agent.client.post(
+        "/v1/context",
+        json={"query": "Where is the billing service hosted?", "budget_tokens": 600},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    items = [item for item in body["items"] if item["tier"] == "memories"]
+    assert {item["id"] for item in items} == {memory["id"] for memory in written}
+    scores = [item["score"] for item in items]
+    assert scores == sorted(scores, reverse=True)  # the list keeps the rank
+    assert [item["created_at"] for item in items] != sorted(item["created_at"] for item in items)
+    # the text is chronological, each day's heading once, above that day's lines
+    section = body["context"].split("## Relevant memories\n")[1]
+    lines = section.split("\n")
+    assert [line for line in lines if line.startswith("[")] == [
+        f"[note] {text}" for _, text in notes
+    ]
+    headings = [line for line in lines if line.startswith("### ")]
+    assert len(headings) == len(set(headings)) == 3
+    assert lines[0] == headings[0] and lines.index(headings[1]) == 3
+
+
 def test_context_layers_thread_facts_and_ranked_memories(make_agent) -> None:
     agent = make_agent()
     now = datetime.now(UTC)

@@ -382,6 +382,12 @@ def m0010_namespace_tagged_full_text(op: Operations) -> None:
     )
 
 
+def m0011_idempotency_claim_token(op: Operations) -> None:
+    """The token of the request that holds a pending Idempotency-Key: its response is stored in
+    its write's own transaction only while it still holds the key (services/idempotency.py)."""
+    op.add_column("idempotency_record", sa.Column("claim_token", sa.String(32), nullable=True))
+
+
 MIGRATIONS: list[Migration] = [
     m0001_initial,
     m0002_full_text_search,
@@ -393,6 +399,7 @@ MIGRATIONS: list[Migration] = [
     m0008_stored_search_vector,
     m0009_thread_and_fact_indexes,
     m0010_namespace_tagged_full_text,
+    m0011_idempotency_claim_token,
 ]
 
 _migration_table = sa.Table(

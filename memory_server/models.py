@@ -158,6 +158,8 @@ class IdempotencyRecord(SQLModel, table=True):
     principal: str = Field(primary_key=True, max_length=40)
     key: str = Field(primary_key=True, max_length=255)
     request_hash: str = Field(max_length=64)
+    # the request holding a pending key; the response is stored only by its holder
+    claim_token: str | None = Field(default=None, max_length=32)
     status_code: int | None = None
     response_body: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

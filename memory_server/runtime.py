@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -176,6 +177,12 @@ def build_runtime(
         if settings.sql_statistics_minutes > 0:
             try_refresh_statistics(db)  # before the warm-up reads: their connections plan with them
         _warm(vectors, db)
+    idempotency = IdempotencyService(db, timedelta(seconds=settings.idempotency_claim_seconds))
+    if db.is_sqlite and not maintenance:
+        # one server process per SQLite file: no request of this start holds a key yet
+        released = idempotency.release_abandoned_claims()
+        if released:
+            log.info("freed %d Idempotency-Keys left pending by a stopped process", released)
     queries = QueryEmbedder(model)
     recorder = AccessRecorder(db)
     retriever = Retriever(vectors, queries, embedder.name)
@@ -190,7 +197,7 @@ def build_runtime(
         memories=memories,
         agents=AgentService(db),
         namespaces=NamespaceService(db),
-        idempotency=IdempotencyService(db),
+        idempotency=idempotency,
         queries=queries,
         recorder=recorder,
         search=SearchService(db, retriever, recorder),

@@ -87,7 +87,7 @@ def test_the_namespace_tagged_full_text_index_is_built_from_existing_memories(
                         updated_at=now,
                     )
                 )
-        assert migrate(db.engine) == ["m0010_namespace_tagged_full_text"]
+        assert migrate(db.engine) == [m.__name__ for m in MIGRATIONS[before:]]
 
         def found(namespace_id: str, query: str) -> list[str]:
             with db.read() as session:

@@ -51,7 +51,8 @@ def create_agent(
         request,
         idempotency_key,
         body,
-        lambda: (201, _agent(runtime.agents.create_agent(body))),
+        lambda: runtime.agents.create_agent(body),
+        lambda agent: (201, _agent(agent)),
     )
 
 
@@ -79,11 +80,19 @@ def create_key(
 ) -> JSONResponse:
     """Make an API key for an agent; the secret is in this response only (admin)."""
 
-    def work() -> tuple[int, ApiKeyCreated]:
-        key, secret = runtime.agents.create_key(agent_id, body)
+    def render(created: tuple[ApiKey, str]) -> tuple[int, ApiKeyCreated]:
+        key, secret = created
         return 201, ApiKeyCreated(**_key(key).model_dump(), key=secret)
 
-    return respond_once(runtime, admin, request, idempotency_key, body, work)
+    return respond_once(
+        runtime,
+        admin,
+        request,
+        idempotency_key,
+        body,
+        lambda: runtime.agents.create_key(agent_id, body),
+        render,
+    )
 
 
 @router.get("/agents/{agent_id}/keys", response_model=ApiKeysPublic)

@@ -117,23 +117,31 @@ def respond_once(
     request: Request,
     idempotency_key: str | None,
     payload: BaseModel | None,
-    work: Callable[[], tuple[int, BaseModel]],
+    work: Callable[[], Any],
+    render: Callable[[Any], tuple[int, BaseModel]] | None = None,
 ) -> JSONResponse:
-    """Run a POST's `work`, replaying the stored answer when the Idempotency-Key was seen before."""
+    """Run a POST's `work` and answer `render(result)`, replaying the stored answer when the
+    Idempotency-Key was seen before.
 
-    def encoded_work() -> tuple[int, Any]:
-        status_code, model = work()
+    With `render`, `work` returns the result that its write path hands to
+    `services.idempotency.record_response`, so the answer is stored in the write's own
+    transaction. Without it, `work` returns `(status, model)` itself and the answer is stored
+    after the work (for work that is idempotent by nature).
+    """
+
+    def encoded(result: Any) -> tuple[int, Any]:
+        status_code, model = render(result) if render is not None else result
         # pydantic's own JSON-mode dump: what jsonable_encoder returns, at a fraction of the cost
         return status_code, model.model_dump(mode="json", by_alias=True)
 
     if idempotency_key is None:
-        status_code, body = encoded_work()
+        status_code, body = encoded(work())
         return JSONResponse(body, status_code=status_code)
     fingerprint = request_fingerprint(
         request.method,
         request.url.path,
         payload.model_dump(mode="json") if payload is not None else None,
     )
-    stored = runtime.idempotency.run(principal.id, idempotency_key, fingerprint, encoded_work)
+    stored = runtime.idempotency.run(principal.id, idempotency_key, fingerprint, work, encoded)
     headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
     return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)

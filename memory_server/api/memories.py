@@ -73,12 +73,16 @@ def create_memory(
     scope (that one is returned). A `key` supersedes the key's previous value.
     """
 
-    def work() -> tuple[int, MemoryWriteResult]:
-        outcome = runtime.memories.create(principal, body)
-        audit.wrote("create", [outcome.memory.namespace_id])
+    def work() -> list[WriteOutcome]:
+        outcomes = runtime.memories.create_many(principal, [body])
+        audit.wrote("create", [outcomes[0].memory.namespace_id])
+        return outcomes
+
+    def render(outcomes: list[WriteOutcome]) -> tuple[int, MemoryWriteResult]:
+        (outcome,) = outcomes
         return (201 if outcome.created else 200), _result(outcome)
 
-    return respond_once(runtime, principal, request, idempotency_key, body, work)
+    return respond_once(runtime, principal, request, idempotency_key, body, work, render)
 
 
 @router.post("/batch", status_code=201, response_model=MemoryBatchResult)
@@ -92,9 +96,12 @@ def create_memories(
 ) -> JSONResponse:
     """Store up to `MEMORY_MAX_BATCH_SIZE` memories in one transaction: all of them or none."""
 
-    def work() -> tuple[int, MemoryBatchResult]:
+    def work() -> list[WriteOutcome]:
         outcomes = runtime.memories.create_many(principal, body.memories)
         audit.wrote("create", [o.memory.namespace_id for o in outcomes])
+        return outcomes
+
+    def render(outcomes: list[WriteOutcome]) -> tuple[int, MemoryBatchResult]:
         created = sum(1 for o in outcomes if o.created)
         return 201, MemoryBatchResult(
             results=[_result(o) for o in outcomes],
@@ -102,7 +109,7 @@ def create_memories(
             deduplicated=len(outcomes) - created,
         )
 
-    return respond_once(runtime, principal, request, idempotency_key, body, work)
+    return respond_once(runtime, principal, request, idempotency_key, body, work, render)
 
 
 @router.get("", response_model=MemoriesPublic)

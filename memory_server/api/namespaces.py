@@ -48,7 +48,8 @@ def create_namespace(
         request,
         idempotency_key,
         body,
-        lambda: (201, _public(runtime.namespaces.create(principal, body), "owner")),
+        lambda: runtime.namespaces.create(principal, body),
+        lambda namespace: (201, _public(namespace, "owner")),
     )
 
 

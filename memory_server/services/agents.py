@@ -11,6 +11,7 @@ from ..db import Database
 from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from ..models import Agent, ApiKey, Namespace, new_id, utcnow
 from ..schemas import AgentCreate, ApiKeyCreate
+from .idempotency import record_response
 
 DEFAULT_NAMESPACE_NAME = "default"
 
@@ -37,6 +38,8 @@ class AgentService:
                 session.add(agent)
                 session.flush()
                 session.add(namespace)
+                session.flush()
+                record_response(session, agent)
         except IntegrityError:
             raise Conflict(
                 f"An agent named {request.name!r} already exists.", code="agent_exists"
@@ -75,6 +78,8 @@ class AgentService:
         )
         with self._db.write() as session:
             session.add(key)
+            session.flush()
+            record_response(session, (key, secret))
         return key, secret
 
     def _check_key_namespaces(self, agent_id: str, namespace_ids: list[str]) -> None:

@@ -51,6 +51,7 @@ from ..stored_embeddings import delete_embeddings, store_embeddings
 from ..tokens import count_tokens
 from ..vectors import Scalar, VectorRecord, VectorStore
 from .events import SYSTEM, Actor, EventType, PendingEvent, append_events
+from .idempotency import record_response
 from .indexing import vector_metadata, vector_record
 
 log = logging.getLogger(__name__)
@@ -267,6 +268,7 @@ class MemoryService:
             session.flush()
             # built after the loop, so a value superseded within this batch is indexed as such
             ops.upserts.extend(vector_record(m, e) for m, e in new_embeddings)
+            record_response(session, outcomes)
         return outcomes
 
     def _lock_keyed_slots(self, session: Session, prepared: Sequence[_Prepared]) -> None:

@@ -10,6 +10,7 @@ from ..db import Database
 from ..errors import Conflict, PermissionDenied
 from ..models import Namespace, new_id, utcnow
 from ..schemas import NamespaceCreate
+from .idempotency import record_response
 
 
 class NamespaceService:
@@ -36,6 +37,8 @@ class NamespaceService:
         try:
             with self._db.write() as session:
                 session.add(namespace)
+                session.flush()
+                record_response(session, namespace)
         except IntegrityError:
             raise Conflict(
                 f"You already own a namespace named {request.name!r}.", code="namespace_exists"

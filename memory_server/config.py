@@ -58,6 +58,31 @@ class Settings(BaseSettings):
 
     max_content_chars: int = Field(default=32_000, ge=1)
     max_batch_size: int = Field(default=1000, ge=1)
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body, in bytes, except an import; larger ones get 413 "
+        "before they are read (from Content-Length) or as soon as they pass it.",
+    )
+    max_import_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of POST /v1/import (a JSONL export), in bytes.",
+    )
+    max_metadata_bytes: int = Field(
+        default=64 * 1024,
+        ge=2,
+        description="Largest metadata object of one memory, in bytes of compact JSON.",
+    )
+    max_metadata_depth: int = Field(
+        default=32, ge=1, description="Deepest nesting of objects and arrays in metadata."
+    )
+    idempotency_claim_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="How long a request holds its Idempotency-Key before a retry may take it "
+        "over (PostgreSQL; on SQLite, keys left by a crash are freed at the next start).",
+    )
     default_token_model: str = Field(
         default="gpt-4o-mini", description="Model whose tokenizer fills token_count on write."
     )

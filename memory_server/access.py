@@ -59,6 +59,22 @@ def allowed_actions(
     return actions
 
 
+def authorize_agent_change(principal: Principal, doing: str) -> None:
+    """The rule for changes to the agent itself (a new namespace, revoking another of its keys):
+    only a key that may do everything its agent may. A read-only key, or one limited to some
+    namespaces, can neither widen its agent's powers nor cut them."""
+    if principal.is_admin:
+        return
+    if principal.read_only:
+        raise PermissionDenied(f"A read-only key cannot {doing}.")
+    if principal.namespace_ids is not None:
+        raise PermissionDenied(
+            f"A key limited to some namespaces cannot {doing}; use an unrestricted key of the "
+            "agent.",
+            code="key_scope_limited",
+        )
+
+
 def _grant_permission(session: Session, principal: Principal, namespace_id: str) -> str | None:
     if principal.agent_id is None:
         return None

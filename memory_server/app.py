@@ -33,6 +33,7 @@ from .api import metrics as metrics_api
 from .config import Settings
 from .errors import error_body, install_error_handlers
 from .logs import ACCESS_LOGGER, REQUEST_ID
+from .request_limits import RequestLimits
 from .runtime import Runtime, build_runtime
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -68,7 +69,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # Set when the server begins to stop (see serving.py): open event streams end at once.
     app.state.stopping = asyncio.Event()
 
-    app.add_middleware(RequestContext)
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=settings.max_request_bytes,
+        max_import_bytes=settings.max_import_bytes,
+    )
+    app.add_middleware(RequestContext)  # outermost: every answer carries the request id
 
     routers = (
         *(health, agents, namespaces, sharing, memories, search, context, summaries, users),

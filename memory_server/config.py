@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .safe_json import READABLE_DEPTH, MetadataLimits
+
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -75,7 +77,10 @@ class Settings(BaseSettings):
         description="Largest metadata object of one memory, in bytes of compact JSON.",
     )
     max_metadata_depth: int = Field(
-        default=32, ge=1, description="Deepest nesting of objects and arrays in metadata."
+        default=32,
+        ge=1,
+        le=READABLE_DEPTH,
+        description="Deepest nesting of objects and arrays in metadata.",
     )
     idempotency_claim_seconds: float = Field(
         default=30,
@@ -202,6 +207,10 @@ class Settings(BaseSettings):
                 f"{BUNDLED_EMBEDDING_MODEL!r}, a model directory, nor 'litellm/<model>'"
             )
         return self
+
+    @property
+    def metadata_limits(self) -> MetadataLimits:
+        return MetadataLimits(self.max_metadata_depth, self.max_metadata_bytes)
 
     @property
     def resolved_database_url(self) -> str:

@@ -6,11 +6,13 @@ On the wire an error is always `{"code": "<machine_readable>", "detail": "<human
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,18 @@ _HTTP_CODES = {
 }
 
 
+def validation_error_response(raw: Sequence[Any]) -> JSONResponse:
+    """422 `validation_error`, its detail naming the first problem, `errors` listing them all."""
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+        for err in raw
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return JSONResponse(error_body("validation_error", detail, errors=errors), status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every error into the `{code, detail}` shape."""
 
@@ -120,18 +134,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
-            for err in exc.errors()
-        ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(part) for part in first["loc"])
-        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
-        return JSONResponse(error_body("validation_error", detail, errors=errors), status_code=422)
+        return validation_error_response(exc.errors())
+
+    # A request shape built inside a route (the filters of a GET, from its query) that refuses
+    # its input: the same 422 as a body FastAPI validated.
+    @app.exception_handler(ValidationError)
+    async def _shape(_: Request, exc: ValidationError) -> JSONResponse:
+        return validation_error_response(exc.errors(include_url=False, include_input=False))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(code, str(exc.detail)),
             status_code=exc.status_code,

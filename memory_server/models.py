@@ -14,6 +14,8 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary,
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from .safe_json import ReadableJSON
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -97,9 +99,9 @@ class Memory(SQLModel, table=True):
     role: str | None = Field(default=None, max_length=16)
     content: str = Field(sa_column=Column(Text, nullable=False))
     meta: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
+        default_factory=dict, sa_column=Column("metadata", ReadableJSON, nullable=False)
     )
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(ReadableJSON, nullable=False))
     importance: float = 0.5
     key: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -161,7 +163,7 @@ class IdempotencyRecord(SQLModel, table=True):
     # the request holding a pending key; the response is stored only by its holder
     claim_token: str | None = Field(default=None, max_length=32)
     status_code: int | None = None
-    response_body: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    response_body: Any = Field(default=None, sa_column=Column(ReadableJSON, nullable=True))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from .ranking import RankingOptions
+from .safe_json import find_text_problem
 
 Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -25,6 +26,8 @@ MemoryKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,128}$
 Name = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 
 RESERVED_KINDS = frozenset({"summary"})
+# Values one filter list may hold (namespaces, kinds, tags, statuses).
+MAX_FILTER_VALUES = 100
 
 
 class Role(StrEnum):
@@ -41,7 +44,19 @@ class MemoryStatus(StrEnum):
 
 
 class StrictModel(BaseModel):
+    """A request shape: unknown fields are refused, and every string in it, at any depth, must be
+    storable (valid Unicode, no NUL: `safe_json.text_problem`)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        found = find_text_problem(data)
+        if found is not None:
+            where, problem = found
+            raise ValueError(f"{where or 'the value'} {problem}")
+        return data
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -297,14 +312,19 @@ class MemoryFilters(StrictModel):
 
     namespace_ids: list[str] | None = Field(
         default=None,
+        max_length=MAX_FILTER_VALUES,
         validation_alias=AliasChoices("namespace_ids", "namespaces"),
         description="Namespaces to cover (alias `namespaces`); every readable one if omitted.",
     )
     user_id: str | None = None
     thread_id: str | None = None
-    kinds: list[Kind] | None = None
-    tags: list[Tag] | None = Field(default=None, description="Memories carrying all these tags.")
-    statuses: list[MemoryStatus] | None = Field(default=None, description="Default: active only.")
+    kinds: list[Kind] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    tags: list[Tag] | None = Field(
+        default=None, max_length=MAX_FILTER_VALUES, description="Memories carrying all these tags."
+    )
+    statuses: list[MemoryStatus] | None = Field(
+        default=None, max_length=MAX_FILTER_VALUES, description="Default: active only."
+    )
     created_after: datetime | None = None
     created_before: datetime | None = None
 

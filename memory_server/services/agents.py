@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from ..access import readable_namespaces
+from ..access import authorize_agent_change, readable_namespaces
 from ..auth import Principal, generate_api_key, hash_api_key
 from ..db import Database
-from ..errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from ..errors import Conflict, InvalidRequest, NotFound
 from ..models import Agent, ApiKey, Namespace, new_id, utcnow
 from ..schemas import AgentCreate, ApiKeyCreate
 from .idempotency import record_response
@@ -123,8 +123,8 @@ class AgentService:
             key = session.get(ApiKey, key_id)
             if key is None or not (principal.is_admin or key.agent_id == principal.agent_id):
                 raise NotFound(f"API key {key_id!r} was not found.", code="api_key_not_found")
-            if principal.read_only:
-                raise PermissionDenied("A read-only key cannot revoke keys.")
+            if key.id != principal.key_id:  # a key may always revoke itself
+                authorize_agent_change(principal, "revoke the agent's other keys")
             if key.revoked_at is None:
                 key.revoked_at = utcnow()
                 session.add(key)

@@ -23,8 +23,9 @@ from pydantic import (
     field_validator,
 )
 
-from ..errors import BadRequest
+from ..errors import BadRequest, MemoryServerError
 from ..models import Memory
+from ..safe_json import MetadataLimits, find_text_problem
 from ..schemas import Kind, MemoryKey, MemoryPublic, MemoryStatus, Role, ScopeId, Tag
 from .memories import MESSAGE_KIND, content_hash
 
@@ -126,7 +127,9 @@ def _bad_line(
     )
 
 
-def parse_import(body: bytes, *, max_content_chars: int) -> ImportFile:
+def parse_import(
+    body: bytes, *, max_content_chars: int, metadata_limits: MetadataLimits
+) -> ImportFile:
     """Validate a whole JSONL import file; any bad line is a 400 naming it, before anything is
     stored."""
     lines = body.split(b"\n")
@@ -144,6 +147,9 @@ def parse_import(body: bytes, *, max_content_chars: int) -> ImportFile:
             raise _bad_line(number, f"not a JSON object ({exc})", kind="json_invalid") from None
         if not isinstance(item, dict):
             raise _bad_line(number, "not a JSON object", kind="json_invalid")
+        if (problem := find_text_problem(item)) is not None:
+            location, why = problem
+            raise _bad_line(number, f"{location} {why}", location.split("."), kind="text_invalid")
         kind = item.get("type")
         try:
             if parsed is None:
@@ -161,6 +167,10 @@ def parse_import(body: bytes, *, max_content_chars: int) -> ImportFile:
             elif kind == "memory":
                 record = MemoryRecord.model_validate(item.get("memory"))
                 _check_memory(number, record, max_content_chars)
+                try:
+                    metadata_limits.check(record.metadata, "The memory's")
+                except MemoryServerError as exc:
+                    raise _bad_line(number, exc.detail, ["memory", "metadata"]) from None
                 if record.id in seen_ids:
                     raise _bad_line(
                         number,

@@ -168,12 +168,14 @@ class MemoryService:
                 code="batch_too_large",
             )
         limit = self._settings.max_content_chars
+        metadata_limits = self._settings.metadata_limits
         for index, item in enumerate(items):
             if len(item.content) > limit:
                 raise PayloadTooLarge(
                     f"Memory {index} has {len(item.content)} characters; the limit is {limit}.",
                     code="content_too_large",
                 )
+            metadata_limits.check(item.metadata, f"Memory {index}'s")
 
     def _prepare(self, principal: Principal, items: Sequence[MemoryCreate]) -> list[_Prepared]:
         with self._db.read() as session:
@@ -434,6 +436,8 @@ class MemoryService:
                 f"the limit is {self._settings.max_content_chars}.",
                 code="content_too_large",
             )
+        if change.metadata is not None:
+            self._settings.metadata_limits.check(change.metadata, "The")
         with self._db.read() as session:
             authorize_memory(session, principal, memory_id, Action.WRITE)
         embedding = self._embedder.embed([change.content])[0] if change.content else None

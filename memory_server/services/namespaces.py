@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from ..access import Action, authorize_namespace, namespace_permission, readable_namespaces
+from ..access import (
+    Action,
+    authorize_agent_change,
+    authorize_namespace,
+    namespace_permission,
+    readable_namespaces,
+)
 from ..auth import Principal
 from ..db import Database
 from ..errors import Conflict, PermissionDenied
@@ -24,8 +30,7 @@ class NamespaceService:
                 "Namespaces are owned by agents; create it with the agent's key.",
                 code="agent_required",
             )
-        if principal.read_only:
-            raise PermissionDenied("A read-only key cannot create namespaces.")
+        authorize_agent_change(principal, "create namespaces")
         namespace = Namespace(
             id=new_id("ns"),
             name=request.name,

@@ -149,7 +149,11 @@ class TransferService:
         """Restore a JSONL export into `namespace_id` (which the caller may write), idempotently."""
         with self._db.read() as session:
             authorize_namespace(session, principal, namespace_id, Action.WRITE)
-        parsed = parse_import(body, max_content_chars=self._settings.max_content_chars)
+        parsed = parse_import(
+            body,
+            max_content_chars=self._settings.max_content_chars,
+            metadata_limits=self._settings.metadata_limits,
+        )
         with self._db.read() as session:
             existing = _existing(session, [m.record.id for m in parsed.memories])
         embeddings = self._embeddings(parsed, {m.record.id for m in parsed.memories} - existing)

@@ -38,8 +38,9 @@ _bearer_scheme = HTTPBearer(auto_error=False, description="An agent's API key or
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a router can answer, all in the `ErrorBody` shape."""
-    return {status: {"model": ErrorBody} for status in (401, 403, 422, 429, *statuses)}
+    """OpenAPI entries for the error statuses a router can answer, all in the `ErrorBody` shape.
+    400: a body that is not UTF-8, which FastAPI's body reader refuses before validation."""
+    return {status: {"model": ErrorBody} for status in (400, 401, 403, 422, 429, *statuses)}
 
 
 def get_principal(
@@ -76,7 +77,7 @@ def streamed_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     return {
         status: {"description": "Error", "content": body}
-        for status in (401, 403, 422, 429, *statuses)
+        for status in (400, 401, 403, 422, 429, *statuses)
     }
 
 

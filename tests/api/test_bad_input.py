@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import LiveServer, serving, server_settings
+from tests.conftest import LiveServer, server_settings, serving
 
 
 def _post_raw(client: httpx.Client, path: str, raw: str) -> httpx.Response:
@@ -91,9 +91,8 @@ def test_rows_stored_before_the_rules_never_break_a_namespace(
         for c in ("poisoned by a surrogate", "poisoned by depth", "a healthy neighbour")
     ]
     with server.app.state.runtime.db.write() as session:
-        for memory, metadata in zip(
-            poisoned[:2], ('{"k": "\\ud83d", "tags": ["\\udc00"]}', json.dumps(_nested(300)))
-        ):
+        bad_metadata = ('{"k": "\\ud83d", "tags": ["\\udc00"]}', json.dumps(_nested(300)))
+        for memory, metadata in zip(poisoned[:2], bad_metadata, strict=True):
             session.execute(
                 text("UPDATE memory SET metadata = :m WHERE id = :id"),
                 {"m": metadata, "id": memory["id"]},
@@ -205,9 +204,7 @@ def test_oversized_bodies_get_413_without_being_read(small_body_server: LiveServ
         )
         assert streamed.status_code == 413 and streamed.json()["code"] == "request_too_large"
         # an import has a limit of its own: 6000 bytes pass the body check (and fail the key)
-        imported = client.post(
-            "/v1/import", params={"namespace_id": "ns"}, content=b"{}\n" * 2000
-        )
+        imported = client.post("/v1/import", params={"namespace_id": "ns"}, content=b"{}\n" * 2000)
         assert imported.status_code == 401
         too_big = client.post("/v1/import", params={"namespace_id": "ns"}, content=b"{}\n" * 3000)
         assert too_big.status_code == 413

@@ -17,7 +17,7 @@ from memory_server.errors import Conflict
 from memory_server.models import IdempotencyRecord, Memory, utcnow
 from memory_server.schemas import MemoryCreate
 from memory_server.services.idempotency import request_fingerprint
-from tests.conftest import LiveServer, serving, server_settings
+from tests.conftest import LiveServer, server_settings, serving
 
 BODY = {"content": "retried message", "kind": "message", "role": "user"}
 
@@ -69,9 +69,7 @@ def test_fresh_pending_key_answers_in_progress(server: LiveServer, make_agent) -
     assert _stored_messages(server, agent.id) == 0
 
 
-def test_retry_takes_over_an_abandoned_key_and_writes_once(
-    server: LiveServer, make_agent
-) -> None:
+def test_retry_takes_over_an_abandoned_key_and_writes_once(server: LiveServer, make_agent) -> None:
     agent = make_agent()
     claim_timeout = timedelta(seconds=server.settings.idempotency_claim_seconds)
     _abandon_claim(server, agent.id, "orphan", age=claim_timeout + timedelta(seconds=1))

@@ -6,7 +6,9 @@ On the store `bench.latency` loads (loaded first if missing), a fresh `memory-se
 one context call for each of `--namespaces` agents (the first call of that namespace since the
 start), then a second call for each, one at a time; reported: the p50 of the first calls and of
 the second. Once with the in-memory copies of the vectors (the default) and once without
-(`MEMORY_VECTOR_CACHE_VECTORS=0`), a fresh server each time, in turns, `--rounds` times.
+(`MEMORY_VECTOR_CACHE_VECTORS=0`), a fresh server each time, in turns, `--rounds` times. Also
+reported: each server's seconds from launch to a ready `/readyz` (the data dir holds the compiled
+embedding model by then, so these are restarts, not first starts).
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ SETTINGS = {"with copies": "250000", "without": "0"}
 
 def first_and_second_calls(
     data_dir: Path, agents: list[dict[str, str]], cache_vectors: str, seed: int
-) -> tuple[list[float], list[float], int]:
-    """Seconds of each chosen namespace's first call after a start, and of its second; and how
-    many namespaces the server then held copies of."""
+) -> tuple[list[float], list[float], int, float]:
+    """Seconds of each chosen namespace's first call after a start, and of its second; how many
+    namespaces the server then held copies of; and the seconds the server took to be ready."""
     port = free_port()
+    launched = time.perf_counter()
     process = wait_ready(
         launch(_env(data_dir, port) | {"MEMORY_VECTOR_CACHE_VECTORS": cache_vectors}), port
     )
+    ready = time.perf_counter() - launched
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             rng = random.Random(seed)
@@ -64,7 +68,7 @@ def first_and_second_calls(
             second = [call(agent) for agent in agents]
             metrics = client.get("/metrics").text
             held = re.search(r"^memory_vector_cache_namespaces (\S+)$", metrics, re.MULTILINE)
-            return first, second, int(float(held.group(1))) if held else 0
+            return first, second, int(float(held.group(1))) if held else 0, ready
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -80,14 +84,16 @@ def run(
         name: {"first": [], "second": []} for name in SETTINGS
     }
     copied: dict[str, list[int]] = {name: [] for name in SETTINGS}
+    ready: dict[str, list[float]] = {name: [] for name in SETTINGS}
     for index in range(rounds):
         for name, cache_vectors in SETTINGS.items():
-            first, second, held = first_and_second_calls(
+            first, second, held, seconds = first_and_second_calls(
                 data_dir, chosen, cache_vectors, seed + index
             )
             times[name]["first"].append(statistics.median(first) * 1000)
             times[name]["second"].append(statistics.median(second) * 1000)
             copied[name].append(held)
+            ready[name].append(round(seconds, 2))
     return {
         "memories": memories,
         "agents": agents_count,
@@ -98,6 +104,7 @@ def run(
             for name, by_call in times.items()
         },
         "copied_namespaces": copied,  # per round: what the server held after the calls
+        "ready_s": ready,  # per round: launch to a ready /readyz
     }
 
 
@@ -107,13 +114,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['agents']} agents; a fresh server per row and round; p50 over the namespaces, "
         "one value per round.",
         "",
-        "| server | first call of a namespace, ms | second call, ms |",
-        "| --- | --- | --- |",
+        "| server | ready after launch, s | first call of a namespace, ms | second call, ms |",
+        "| --- | --- | --- | --- |",
     ]
     for name, calls in result["p50_ms"].items():
+        ready = " / ".join(f"{t:.1f}" for t in result["ready_s"][name])
         first = " / ".join(f"{t:.1f}" for t in calls["first"])
         second = " / ".join(f"{t:.1f}" for t in calls["second"])
-        lines.append(f"| {name} | {first} | {second} |")
+        lines.append(f"| {name} | {ready} | {first} | {second} |")
     return "\n".join(lines) + "\n"
 
 

@@ -7,15 +7,18 @@ one other thread runs Python. A compiled forward (transformer, mean pooling, nor
 with the GIL released.
 
 Two compilers, tried in this order:
-- **ONNX Runtime**: the forward exported to ONNX (in memory, at startup, from the local weights) and
-  run by onnxruntime, whose fused kernels take about half TorchScript's CPU time for the same
+- **ONNX Runtime**: the forward exported to ONNX (in memory, from the local weights) and run by
+  onnxruntime, whose fused kernels take about half TorchScript's CPU time for the same
   vectors (one thread: 3.6 vs 6.8 ms for a lone query, 2.1 vs 4.2 ms per query in batches of 8;
   docs/benchmarks.md).
 - **TorchScript**: the forward traced and frozen.
 
-Only models whose pipeline is a transformer, mean pooling and optionally normalisation are
-compiled, and a compiled forward is used only when it reproduces `encode` on probe texts; anything
-else is served by `encode` as before (`compile_encoder` returns None).
+Only models whose pipeline is a transformer, mean pooling and optionally normalisation, with a fast
+(Rust) tokenizer, are compiled, and a compiled forward is used only when it reproduces `encode` on
+probe texts; anything else is served by `encode` as before (`compile_encoder` returns None). A
+compiled encoder tokenizes with the `tokenizers` library directly, configured as transformers
+configures it, so that an ONNX encoder runs without torch or transformers: `encoder_cache` keeps
+one on disk for the next process.
 """
 
 from __future__ import annotations
@@ -56,20 +59,32 @@ class Forward(Protocol):
 
 
 class CompiledEncoder:
-    """Tokenizer plus compiled forward; `encode` returns unit vectors in input order."""
+    """Tokenizer plus compiled forward; `encode` returns unit vectors in input order.
 
-    def __init__(self, tokenizer: Any, forward: Forward, max_length: int):
-        self._tokenizer = tokenizer
-        self._forward = forward
-        self._max_length = max_length
-        # A fast tokenizer is one Rust object that may reconfigure itself per call ("Already
-        # borrowed" when two threads do): calls take turns. They hold the GIL anyway.
+    `tokenizer` is a `tokenizers.Tokenizer` that pads to the longest text and truncates to the
+    model's maximum length; `token_types`: whether the model reads the token type ids (zeros are
+    passed otherwise); `reference`: the model's own vectors of `PROBES`, which `probe_difference`
+    compares against.
+    """
+
+    def __init__(
+        self, tokenizer: Any, forward: Forward, *, token_types: bool, reference: np.ndarray
+    ):
+        self.tokenizer = tokenizer
+        self.forward = forward
+        self.token_types = token_types
+        self.reference = reference
+        # Calls take turns at the tokenizer (one Rust object); they hold the GIL anyway.
         self._tokenizing = threading.Lock()
 
     @property
     def runtime(self) -> str:
         """Which compiler runs the forward pass: 'onnx' or 'torchscript'."""
-        return self._forward.runtime
+        return self.forward.runtime
+
+    @property
+    def dimension(self) -> int:
+        return int(self.reference.shape[1])
 
     def encode(self, texts: Sequence[str], threads: int = 1) -> np.ndarray:
         """Unit vectors of `texts`, computed on `threads` CPU threads."""
@@ -78,21 +93,21 @@ class CompiledEncoder:
         for start in range(0, len(order), SUB_BATCH):
             chunk = order[start : start + SUB_BATCH]
             with self._tokenizing:
-                features = self._tokenizer(
-                    [texts[i] for i in chunk],
-                    padding=True,
-                    truncation=True,
-                    max_length=self._max_length,
-                    return_tensors="np",
-                )
-            ids = np.asarray(features["input_ids"], dtype=np.int64)
-            mask = np.asarray(features["attention_mask"], dtype=np.int64)
-            types = features.get("token_type_ids")
-            types = np.zeros_like(ids) if types is None else np.asarray(types, dtype=np.int64)
-            output = self._forward(ids, mask, types, threads)
+                encodings = self.tokenizer.encode_batch([texts[i] for i in chunk])
+            ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+            mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+            if self.token_types:
+                types = np.array([encoding.type_ids for encoding in encodings], dtype=np.int64)
+            else:
+                types = np.zeros_like(ids)
+            output = self.forward(ids, mask, types, threads)
             for row, index in enumerate(chunk):
                 vectors[index] = output[row]
         return np.stack(vectors)
+
+    def probe_difference(self) -> float:
+        """The largest difference between this encoder's vectors of `PROBES` and the model's."""
+        return float(np.abs(self.encode(PROBES) - self.reference).max())
 
 
 def compile_encoder(model: Any, runtime: Runtime = "auto") -> CompiledEncoder | None:
@@ -107,6 +122,8 @@ def compile_encoder(model: Any, runtime: Runtime = "auto") -> CompiledEncoder | 
     if pipeline is None:
         return None
     transformer, tokenizer = pipeline
+    rust_tokenizer = _rust_tokenizer(tokenizer, int(model.max_seq_length))
+    token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
     expected = model.encode(
         PROBES, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
@@ -114,8 +131,10 @@ def compile_encoder(model: Any, runtime: Runtime = "auto") -> CompiledEncoder | 
         try:
             with _quiet_transformers():
                 forward = compilers[name](_mean_pooled_unit(transformer), tokenizer)
-            encoder = CompiledEncoder(tokenizer, forward, int(model.max_seq_length))
-            difference = float(np.abs(encoder.encode(PROBES) - expected).max())
+            encoder = CompiledEncoder(
+                rust_tokenizer, forward, token_types=token_types, reference=expected
+            )
+            difference = encoder.probe_difference()
         except Exception:
             log.warning("could not compile the embedding model with %s", name, exc_info=True)
             continue
@@ -127,7 +146,7 @@ def compile_encoder(model: Any, runtime: Runtime = "auto") -> CompiledEncoder | 
 
 def _pipeline(model: Any) -> tuple[Any, Any] | None:
     """The model's transformer and tokenizer, if its pipeline is one a compiled forward
-    reproduces: a transformer, mean pooling, optionally normalisation."""
+    reproduces: a transformer, mean pooling, optionally normalisation, and a fast tokenizer."""
     modules = list(model)
     names = [type(module).__name__ for module in modules]
     if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
@@ -136,9 +155,30 @@ def _pipeline(model: Any) -> tuple[Any, Any] | None:
         return None
     transformer = getattr(modules[0], "auto_model", None)
     tokenizer = getattr(model, "tokenizer", None)
-    if transformer is None or tokenizer is None:
+    if transformer is None or getattr(tokenizer, "backend_tokenizer", None) is None:
         return None
     return transformer, tokenizer
+
+
+def _rust_tokenizer(tokenizer: Any, max_length: int) -> Any:
+    """A copy of the `tokenizers.Tokenizer` inside a transformers fast tokenizer, set up as
+    transformers sets it up for `tokenizer(texts, padding=True, truncation=True,
+    max_length=max_length)`: the same token ids, without transformers."""
+    from tokenizers import Tokenizer
+
+    rust = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    rust.no_truncation()
+    rust.enable_truncation(
+        max_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side
+    )
+    rust.enable_padding(
+        direction=tokenizer.padding_side,
+        pad_id=tokenizer.pad_token_id,
+        pad_type_id=tokenizer.pad_token_type_id,
+        pad_token=tokenizer.pad_token,
+    )
+    rust.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
+    return rust
 
 
 def _mean_pooled_unit(transformer: Any) -> Any:
@@ -214,14 +254,14 @@ def _torchscript_forward(unit: Any, tokenizer: Any) -> Forward:
         return _TorchScriptForward(torch.jit.freeze(traced))
 
 
-class _OnnxForward:
+class OnnxForward:
     """An exported model and one onnxruntime session per thread count asked for (a session's
     thread count is fixed when it is made). Sessions run concurrently without the GIL."""
 
     runtime = "onnx"
 
     def __init__(self, model: bytes):
-        self._model = model
+        self.model = model
         self._sessions: dict[int, Any] = {}
         self._creating = threading.Lock()
         self._inputs = {input_.name for input_ in self._session(1).get_inputs()}
@@ -241,7 +281,7 @@ class _OnnxForward:
                 # Idle pool threads sleep instead of spinning on a core other requests need.
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 self._sessions[threads] = onnxruntime.InferenceSession(
-                    self._model, options, providers=["CPUExecutionProvider"]
+                    self.model, options, providers=["CPUExecutionProvider"]
                 )
             return self._sessions[threads]
 
@@ -271,4 +311,4 @@ def _onnx_forward(unit: Any, tokenizer: Any) -> Forward:
         opset_version=ONNX_OPSET,
         dynamo=False,  # the TorchScript-based exporter: no onnxscript needed
     )
-    return _OnnxForward(buffer.getvalue())
+    return OnnxForward(buffer.getvalue())

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -126,7 +130,18 @@ def build_runtime(
     """Migrate SQL, load the embedder, open the index and (by default) repair it from SQL.
 
     `maintenance` (the reindex and reconcile commands): the embedding model and the tokenizers
-    load only if used, so repairing the index from stored vectors starts in a second or two."""
+    load only if used, so repairing the index from stored vectors starts in a second or two.
+
+    litellm's import (the token counter's, 3-4 s) runs in a thread from the start, alongside the
+    rest, and is waited for at the end: no request pays for it. The time of each step is logged.
+    """
+    phases = _Phases()
+    # litellm's slow import, done now
+    counter = (
+        None
+        if maintenance
+        else _in_background(count_tokens, "warm up", settings.default_token_model)
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     try:
@@ -137,14 +152,18 @@ def build_runtime(
         raise StartupError(
             f"database {_redact(settings.resolved_database_url)}: {_one_line(exc)}"
         ) from exc
+    phases.done("database")
     embedder_options = (
         settings.embedding_model,
         settings.embedding_api_base,
         settings.embedding_runtime,
     )
+    cache_dir = embedding_cache_dir(settings.data_dir)
     try:
         model: Embedder = (
-            LazyEmbedder(*embedder_options) if maintenance else load_embedder(*embedder_options)
+            LazyEmbedder(*embedder_options, cache_dir=cache_dir)
+            if maintenance
+            else load_embedder(*embedder_options, cache_dir=cache_dir)
         )
     except Exception as exc:
         db.dispose()
@@ -156,8 +175,7 @@ def build_runtime(
     except Exception as exc:
         db.dispose()
         raise StartupError(f"vector store {settings.vector_store}: {_one_line(exc)}") from exc
-    if not maintenance:
-        count_tokens("warm up", settings.default_token_model)  # litellm's slow import, done now
+    phases.done("embedding model")  # the vector store opens in well under a second
     embedder = StatementEmbedder(model)  # memories are embedded from what they state
     index = IndexService(db, vectors, embedder)
     if settings.reconcile_on_startup if reconcile is None else reconcile:
@@ -173,10 +191,12 @@ def build_runtime(
                 report.repaired,
                 " (rebuilt)" if report.rebuilt else "",
             )
+        phases.done("index check")
     if not maintenance:
         if settings.sql_statistics_minutes > 0:
             try_refresh_statistics(db)  # before the warm-up reads: their connections plan with them
         _warm(vectors, db)
+        phases.done("index warm-up")
     idempotency = IdempotencyService(db, timedelta(seconds=settings.idempotency_claim_seconds))
     if db.is_sqlite and not maintenance:
         # one server process per SQLite file: no request of this start holds a key yet
@@ -187,6 +207,10 @@ def build_runtime(
     recorder = AccessRecorder(db)
     retriever = Retriever(vectors, queries, embedder.name)
     memories = MemoryService(db, vectors, embedder, settings)
+    if counter is not None:
+        counter.result()
+        phases.done("token counter")
+    phases.log()
     return Runtime(
         settings=settings,
         db=db,
@@ -211,6 +235,42 @@ def build_runtime(
         transfer=TransferService(db, memories, vectors, embedder, settings),
         store_metrics=StoreCollector(db, vectors),
     )
+
+
+def embedding_cache_dir(data_dir: Path) -> Path:
+    """Where the compiled embedding model is kept between starts (`encoder_cache`)."""
+    return data_dir / "embedding-cache"
+
+
+class _Phases:
+    """Seconds each startup step took, logged in one line."""
+
+    def __init__(self) -> None:
+        self._started = self._last = time.perf_counter()
+        self._seconds: dict[str, float] = {}
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self._seconds[name] = now - self._last
+        self._last = now
+
+    def log(self) -> None:
+        steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self._seconds.items())
+        log.info("runtime built in %.2f s: %s", time.perf_counter() - self._started, steps)
+
+
+def _in_background(function: Callable[..., object], *args: object) -> Future[object]:
+    """`function(*args)` run in a daemon thread; its result (or exception) in the future."""
+    future: Future[object] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name="startup-warm").start()
+    return future
 
 
 STARTUP_WARM_SECONDS = 10.0

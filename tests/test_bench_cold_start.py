@@ -18,5 +18,6 @@ def test_cold_start_bench_times_first_and_second_calls_with_and_without_copies(
         assert all(t > 0 for t in [*calls["first"], *calls["second"]])
     # the setting reached the servers: copies of both namespaces, or none
     assert result["copied_namespaces"] == {"with copies": [2], "without": [0]}
+    assert all(len(s) == 1 and s[0] > 0 for s in result["ready_s"].values())
     table = markdown(result)
     assert "| with copies |" in table and "| without |" in table

@@ -46,7 +46,7 @@ def _texts(count: int, seed: int, long: int = 0) -> list[str]:
 
 @pytest.fixture(scope="module")
 def model() -> SentenceTransformer:
-    return load_embedder("all-MiniLM-L6-v2")._model  # type: ignore[attr-defined,no-any-return]
+    return SentenceTransformer(str(MODEL_PATH), device="cpu")
 
 
 # Two batches: more texts than one forward pass takes, and a few longer than the model's 256

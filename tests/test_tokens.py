@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import litellm
 import pytest
 
@@ -9,6 +13,8 @@ from memory_server.tokens import count_tokens
 
 MODELS = [
     "gpt-4o-mini",
+    "gpt-4o",
+    "openai/gpt-4o-mini",
     "gpt-3.5-turbo",
     "gpt-4",
     "claude-3-5-sonnet-20240620",
@@ -25,6 +31,9 @@ TEXTS = [
         f"[2026-01-{i % 28 + 1:02d} · note] Item {i}: the billing service moved."
         for i in range(400)
     ),
+    # runs across the 1,024-character chunks litellm encodes one at a time
+    "=" * 3000 + " end",
+    ("word " * 700) + "日本語のテキスト" * 50,
 ]
 
 
@@ -41,3 +50,18 @@ def test_empty_text_costs_nothing() -> None:
 def test_models_with_different_tokenizers_count_differently() -> None:
     text = TEXTS[1] * 20
     assert count_tokens(text, "gpt-4o-mini") != count_tokens(text, "gpt-4")  # o200k vs cl100k
+
+
+def test_the_default_token_model_counts_without_importing_litellm() -> None:
+    """A start counts with the default model: it must not wait for litellm's import."""
+    text = "Dana prefers email over phone calls 🚀"
+    expected = litellm.token_counter(model="gpt-4o-mini", text=text)
+    code = (
+        "import sys\n"
+        "from memory_server.tokens import count_tokens\n"
+        f"assert count_tokens({text!r}, 'gpt-4o-mini') == {expected}\n"
+        "assert 'litellm' not in sys.modules, 'litellm was imported'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("TIKTOKEN_CACHE_DIR",)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -143,6 +143,13 @@ def respond_once(
         request.url.path,
         payload.model_dump(mode="json") if payload is not None else None,
     )
-    stored = runtime.idempotency.run(principal.id, idempotency_key, fingerprint, work, encoded)
+    stored = runtime.idempotency.run(
+        principal.id,
+        idempotency_key,
+        fingerprint,
+        work,
+        encoded,
+        recorded_by_work=render is not None,
+    )
     headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
     return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)

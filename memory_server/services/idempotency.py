@@ -21,6 +21,7 @@ idempotent by nature) gets its response stored in a transaction of its own after
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -126,9 +127,13 @@ class IdempotencyService:
         fingerprint: str,
         work: Callable[[], Any],
         render: Render,
+        *,
+        recorded_by_work: bool,
     ) -> StoredResponse:
         """Run `work` once per (caller, key) and answer `render(result)`; a repeat with the same
-        request replays the stored answer."""
+        request replays the stored answer. `recorded_by_work`: the work's write path calls
+        `record_response` with its result, inside its transaction; otherwise the answer is
+        stored after the work."""
         if not key or len(key) > MAX_KEY_LENGTH:
             raise InvalidRequest(
                 f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
@@ -139,7 +144,7 @@ class IdempotencyService:
             return previous
         claim = _Claim(principal_id, key, token, render)
         try:
-            with _holding(claim):
+            with _holding(claim) if recorded_by_work else contextlib.nullcontext():
                 result = work()
         except ClaimLost:
             return self._replay_or_conflict(principal_id, key, fingerprint)

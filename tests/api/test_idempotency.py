@@ -104,7 +104,9 @@ def test_write_whose_key_was_taken_over_rolls_back(server: LiveServer, make_agen
 
     vectors_before = runtime.vectors.count()
     with pytest.raises(Conflict) as refused:
-        runtime.idempotency.run(agent.id, "slow", fingerprint, taken_over_mid_work, render)
+        runtime.idempotency.run(
+            agent.id, "slow", fingerprint, taken_over_mid_work, render, recorded_by_work=True
+        )
     assert refused.value.code == "idempotency_in_progress"
     assert _stored_messages(server, agent.id) == 0
     assert runtime.vectors.count() == vectors_before
@@ -120,7 +122,9 @@ def test_write_whose_key_was_taken_over_rolls_back(server: LiveServer, make_agen
     def runs_again() -> object:
         raise AssertionError("a finished key must not run its work again")
 
-    replayed = runtime.idempotency.run(agent.id, "slow", fingerprint, runs_again, render)
+    replayed = runtime.idempotency.run(
+        agent.id, "slow", fingerprint, runs_again, render, recorded_by_work=True
+    )
     assert replayed.replayed and replayed.body == {"stored": "by the taker"}
 
 

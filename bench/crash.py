@@ -35,7 +35,6 @@ import random
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,7 +48,8 @@ from typing import Any
 
 import httpx
 
-from bench.latency import ADMIN_KEY, DEFAULT_POSTGRES, free_port, synthetic_memory
+from bench.latency import ADMIN_KEY, DEFAULT_POSTGRES, synthetic_memory
+from bench.server_process import Server
 
 RETRY_STATUSES = {409, 429, 503}  # 409 only with code idempotency_in_progress
 
@@ -80,61 +80,6 @@ class Trial:
     lost: list[str] = field(default_factory=list)
     unsearchable: list[str] = field(default_factory=list)
     mismatched: int = 0
-
-
-class Server:
-    """`memory-server serve` as a child process on one port and one set of stores."""
-
-    def __init__(self, data_dir: Path, database_url: str | None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir.parent / f"server-{self.port}.log"
-        self._env = {k: v for k, v in os.environ.items() if k != "MEMORY_DATABASE_URL"}
-        self._env |= {
-            "MEMORY_DATA_DIR": str(data_dir),
-            "MEMORY_ADMIN_KEY": ADMIN_KEY,
-            "MEMORY_PORT": str(self.port),
-            "MEMORY_LOG_LEVEL": "warning",
-            "MEMORY_RATE_LIMIT_PER_MINUTE": "0",  # the checks read far more than 600 a minute
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "ANONYMIZED_TELEMETRY": "False",
-        }
-        if database_url:
-            self._env["MEMORY_DATABASE_URL"] = database_url
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 300) -> float:
-        """Start the process and wait until `/readyz` answers 200; the seconds that took."""
-        started = time.perf_counter()
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "memory_server.cli", "serve"],
-                env=self._env,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited during startup:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return time.perf_counter() - started
-            time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"the server did not become ready:\n{self.log_tail()}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=120)
-        self.process = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 @contextlib.contextmanager

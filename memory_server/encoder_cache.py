@@ -4,7 +4,7 @@ Exporting the model to ONNX needs torch, transformers and sentence-transformers 
 on 2 cores) and the export itself (3 s): most of a server's start. The first start keeps what it
 exported in one file under the data dir: the ONNX model, the tokenizer it runs with (as
 `tokenizers` JSON) and the model's own vectors of the probe texts. Later starts load that file with
-onnxruntime and tokenizers alone (0.5 s).
+onnxruntime and tokenizers alone (about 2 s, with the sessions and the probe check).
 
 The file is named by a hash of the model's files, of the versions of what exported it and of the
 probes, so a changed model or upgraded library makes a new one (and the old one is removed). It is

@@ -132,11 +132,12 @@ def build_runtime(
     `maintenance` (the reindex and reconcile commands): the embedding model and the tokenizers
     load only if used, so repairing the index from stored vectors starts in a second or two.
 
-    litellm's import (the token counter's, 3-4 s) runs in a thread from the start, alongside the
-    rest, and is waited for at the end: no request pays for it. The time of each step is logged.
+    The token counter for the default token model is set up in a thread from the start,
+    alongside the rest, and waited for at the end, so that no request pays for it: milliseconds
+    for `gpt-4o-mini` (`tokens.py`), litellm's 3-4 s import for a model only litellm counts. The
+    time of each step is logged.
     """
     phases = _Phases()
-    # litellm's slow import, done now
     counter = (
         None
         if maintenance

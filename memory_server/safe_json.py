@@ -117,7 +117,23 @@ def readable_json(value: Any) -> Any:
 
 
 def _needs_repair(value: Any) -> bool:
-    return json_depth(value) > READABLE_DEPTH or find_text_problem(value) is not None
+    """Whether `value` holds a lone surrogate or nests deeper than `READABLE_DEPTH`: one
+    iterative walk, on every JSON value a read path loads."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _LONE_SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict | list):
+            if depth >= READABLE_DEPTH:
+                return True
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _repair(value: Any, depth: int) -> Any:

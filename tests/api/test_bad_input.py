@@ -91,7 +91,8 @@ def test_rows_stored_before_the_rules_never_break_a_namespace(
         for c in ("poisoned by a surrogate", "poisoned by depth", "a healthy neighbour")
     ]
     with server.app.state.runtime.db.write() as session:
-        bad_metadata = ('{"k": "\\ud83d", "tags": ["\\udc00"]}', json.dumps(_nested(300)))
+        surrogates = '{"k": "\\ud83d", "tags": ["\\udc00"], "\\ud800": 1}'
+        bad_metadata = (surrogates, json.dumps(_nested(300)))
         for memory, metadata in zip(poisoned[:2], bad_metadata, strict=True):
             session.execute(
                 text("UPDATE memory SET metadata = :m WHERE id = :id"),
@@ -100,7 +101,7 @@ def test_rows_stored_before_the_rules_never_break_a_namespace(
 
     listed = {m["id"]: m for m in _stored(agent.client)}
     assert len(listed) == 3
-    assert listed[poisoned[0]["id"]]["metadata"] == {"k": "\ufffd", "tags": ["\ufffd"]}
+    assert listed[poisoned[0]["id"]]["metadata"] == {"k": "\ufffd", "tags": ["\ufffd"], "\ufffd": 1}
     deep = listed[poisoned[1]["id"]]["metadata"]
     for _ in range(64):  # kept as objects down to the readable depth, then as JSON text
         deep = deep["k"]

@@ -33,6 +33,7 @@ from .api import metrics as metrics_api
 from .config import Settings
 from .errors import error_body, install_error_handlers
 from .logs import ACCESS_LOGGER, REQUEST_ID
+from .mcp.http import McpEndpoint
 from .request_limits import RequestLimits
 from .runtime import Runtime, build_runtime
 
@@ -43,7 +44,9 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. The runtime (stores, model, schedule) is built at startup unless given."""
+    """Build the app. The runtime (stores, model, schedule) is built at startup unless given.
+    The MCP endpoint (`/mcp`) serves for as long as the app does: its lifespan is entered here."""
+    mcp_endpoint = McpEndpoint()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +57,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if owned:
             app.state.runtime.start_jobs()
         try:
-            yield
+            async with mcp_endpoint.serving(app.state.runtime, app.state.read_slots):
+                yield
         finally:
             if owned:
                 app.state.runtime.close()
@@ -82,6 +86,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     for module in routers:
         app.include_router(module.router)
+    app.router.routes.append(mcp_endpoint.route)
     if settings.metrics_enabled:
         app.include_router(metrics_api.router)
     return app

@@ -1,20 +1,26 @@
-"""`memory-server` command line: serve, reindex, reconcile, migrate."""
+"""`memory-server` command line: serve, reindex, reconcile, migrate, mcp."""
 
 from __future__ import annotations
 
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from .config import Settings
 from .logs import adopt_library_loggers, configure_logging
-from .runtime import Runtime, StartupError, build_runtime
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+# The server's parts (`.runtime`: the model, the stores) are imported by the commands that use
+# them, so that `memory-server mcp`, a client of a running server, starts without them.
 
 log = logging.getLogger("memory_server.cli")  # not "__main__" under `python -m`
 
@@ -50,6 +56,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from .app import create_app
+    from .runtime import StartupError, build_runtime
 
     try:
         runtime = build_runtime(settings)
@@ -108,6 +115,8 @@ def _signal_after_shutdown(_sig: int, _frame: FrameType | None) -> None:
 
 
 def reindex(settings: Settings) -> None:
+    from .runtime import StartupError, build_runtime
+
     try:
         runtime = build_runtime(settings, reconcile=False, maintenance=True)
     except StartupError as exc:
@@ -123,6 +132,8 @@ def reindex(settings: Settings) -> None:
 
 
 def reconcile(settings: Settings) -> None:
+    from .runtime import StartupError, build_runtime
+
     try:
         runtime = build_runtime(settings, reconcile=False, maintenance=True)
     except StartupError as exc:
@@ -158,6 +169,36 @@ def migrate_only(settings: Settings) -> None:
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
+def mcp_stdio() -> None:
+    """Serve the MCP tools on stdin/stdout for a client that launched this process, each call
+    forwarded through the Python SDK to the server at `MEMORY_URL` (default
+    http://127.0.0.1:8080) as the agent whose key is in `MEMORY_API_KEY`. Logs go to stderr:
+    stdout carries the protocol."""
+    if not os.environ.get("MEMORY_API_KEY"):
+        raise SystemExit(
+            "memory-server mcp: set MEMORY_API_KEY to an agent's API key, and MEMORY_URL to the "
+            "server (default http://127.0.0.1:8080)"
+        )
+    try:
+        from memory_client import AsyncMemoryClient
+    except ImportError:
+        raise SystemExit(
+            "memory-server mcp: needs the Python SDK (`make install` installs it; or "
+            "`pip install ./clients/python`)"
+        ) from None
+    import anyio
+
+    from .mcp.stdio import serve_stdio
+
+    configure_logging(os.environ.get("MEMORY_LOG_LEVEL", "warning"), "text")
+
+    async def run() -> None:
+        async with AsyncMemoryClient() as client:
+            await serve_stdio(client)
+
+    anyio.run(run)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="memory-server", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -167,7 +208,15 @@ def main(argv: list[str] | None = None) -> None:
         "reconcile", help="compare the vector index with SQL and repair what differs"
     )
     commands.add_parser("migrate", help="apply pending SQL migrations and exit")
+    commands.add_parser(
+        "mcp",
+        help="speak MCP over stdio, forwarding each tool call to the server at MEMORY_URL "
+        "with the API key in MEMORY_API_KEY",
+    )
     args = parser.parse_args(argv)
+    if args.command == "mcp":  # a client of a running server: no server settings
+        mcp_stdio()
+        return
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     commands_by_name = {

@@ -28,6 +28,10 @@ _JSON_VALUES = (str, int, float, bool, list, dict, type(None))
 
 # litellm gives its loggers a handler of their own; in JSON mode their lines go through ours.
 _LIBRARY_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+# Libraries that log every request at INFO ("Terminating session: None" for each stateless MCP
+# message): the access log already has a line per request, so they speak from WARNING unless
+# the server logs at DEBUG.
+_PER_REQUEST_LOGGERS = ("mcp.server.streamable_http",)
 
 
 def _request_id(record: logging.LogRecord) -> str | None:
@@ -87,6 +91,10 @@ def configure_logging(level: str, fmt: Literal["auto", "json", "text"]) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in _PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if root.level <= logging.DEBUG else "WARNING"
+        )
     logging.captureWarnings(True)  # Python warnings become log lines, not raw stderr text
     adopt_library_loggers()
 

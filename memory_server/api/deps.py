@@ -3,7 +3,7 @@ and idempotent POST handling."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -50,10 +50,20 @@ def get_principal(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     """The caller, authenticated; each API key spends one request of its rate limit here."""
+    return resolve_principal(runtime, authorization, request.scope.setdefault("state", {}))
+
+
+def resolve_principal(
+    runtime: Runtime, authorization: str | None, state: MutableMapping[str, Any]
+) -> Principal:
+    """The caller of a request with this `Authorization` header (`Bearer <key>`), else
+    Unauthorized. Its id goes into the request's `state` for the access log; then an API key
+    spends one request of its rate limit (RateLimited when none is left). The REST routes and
+    the MCP endpoint authenticate through this one function."""
     token = bearer_token(authorization)
     with runtime.db.read() as session:
         principal = authenticate(session, token, runtime.admin_key)
-    request.state.agent_id = principal.id  # for the access log
+    state["agent_id"] = principal.id
     if principal.key_id is not None:  # the admin key is not rate-limited
         runtime.rate_limiter.take(principal.key_id)
     return principal

@@ -25,7 +25,7 @@ from ..schemas import (
     MemoryWriteResult,
     ProvenancePublic,
 )
-from ..services.memories import ProvenanceNode, WriteOutcome
+from ..services.memories import DeleteOutcome, ProvenanceNode, WriteOutcome
 from .deps import AuditDep, IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
 
 router = APIRouter(
@@ -41,11 +41,22 @@ def memory_public(memory: Memory | MemoryRecord) -> MemoryPublic:
     return MemoryPublic(**fields, metadata=metadata)
 
 
-def _result(outcome: WriteOutcome) -> MemoryWriteResult:
+def write_result(outcome: WriteOutcome) -> MemoryWriteResult:
     return MemoryWriteResult(
         memory=memory_public(outcome.memory),
         created=outcome.created,
         superseded_id=outcome.superseded_id,
+    )
+
+
+def deleted_public(outcome: DeleteOutcome) -> MemoryDeleted:
+    tombstone = outcome.tombstone
+    return MemoryDeleted(
+        id=tombstone.memory_id,
+        namespace_id=tombstone.namespace_id,
+        deleted_at=tombstone.deleted_at,
+        deleted_by=tombstone.deleted_by_agent_id,
+        also_deleted=outcome.also_deleted,
     )
 
 
@@ -80,7 +91,7 @@ def create_memory(
 
     def render(outcomes: list[WriteOutcome]) -> tuple[int, MemoryWriteResult]:
         (outcome,) = outcomes
-        return (201 if outcome.created else 200), _result(outcome)
+        return (201 if outcome.created else 200), write_result(outcome)
 
     return respond_once(runtime, principal, request, idempotency_key, body, work, render)
 
@@ -104,7 +115,7 @@ def create_memories(
     def render(outcomes: list[WriteOutcome]) -> tuple[int, MemoryBatchResult]:
         created = sum(1 for o in outcomes if o.created)
         return 201, MemoryBatchResult(
-            results=[_result(o) for o in outcomes],
+            results=[write_result(o) for o in outcomes],
             created=created,
             deduplicated=len(outcomes) - created,
         )
@@ -201,15 +212,8 @@ def delete_memory(
     Summaries condensed from it are deleted too, and listed in `also_deleted`.
     """
     outcome = runtime.memories.delete(principal, memory_id)
-    tombstone = outcome.tombstone
-    audit.wrote("delete", [tombstone.namespace_id])
-    return MemoryDeleted(
-        id=tombstone.memory_id,
-        namespace_id=tombstone.namespace_id,
-        deleted_at=tombstone.deleted_at,
-        deleted_by=tombstone.deleted_by_agent_id,
-        also_deleted=outcome.also_deleted,
-    )
+    audit.wrote("delete", [outcome.tombstone.namespace_id])
+    return deleted_public(outcome)
 
 
 def _provenance_public(node: ProvenanceNode) -> ProvenancePublic:

@@ -29,7 +29,7 @@ router = APIRouter(
 )
 
 
-def _public(namespace: Namespace, permission: str) -> NamespacePublic:
+def namespace_public(namespace: Namespace, permission: str) -> NamespacePublic:
     return NamespacePublic(**namespace.model_dump(), permission=permission)
 
 
@@ -49,14 +49,14 @@ def create_namespace(
         idempotency_key,
         body,
         lambda: runtime.namespaces.create(principal, body),
-        lambda namespace: (201, _public(namespace, "owner")),
+        lambda namespace: (201, namespace_public(namespace, "owner")),
     )
 
 
 @router.get("", response_model=NamespacesPublic)
 def list_namespaces(runtime: RuntimeDep, principal: PrincipalDep) -> NamespacesPublic:
     """Every namespace the caller may read, with its permission in each."""
-    data = [_public(ns, perm) for ns, perm in runtime.namespaces.list_readable(principal)]
+    data = [namespace_public(ns, perm) for ns, perm in runtime.namespaces.list_readable(principal)]
     return NamespacesPublic(data=data, count=len(data))
 
 
@@ -65,7 +65,7 @@ def get_namespace(
     namespace_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> NamespacePublic:
     """One namespace the caller may read."""
-    return _public(*runtime.namespaces.get(principal, namespace_id))
+    return namespace_public(*runtime.namespaces.get(principal, namespace_id))
 
 
 PREVIEW_CHARS = 160

@@ -13,7 +13,7 @@ from .memories import memory_public
 router = APIRouter(prefix="/v1", tags=["search"], responses=error_responses(404, 503))
 
 
-def _hit(ranked: Ranked) -> SearchHit:
+def search_hit(ranked: Ranked) -> SearchHit:
     return SearchHit(
         memory=memory_public(ranked.memory),
         similarity=ranked.components.dense,
@@ -38,7 +38,7 @@ async def search(
             ranked = runtime.search.search(principal, body, query_embedding)
             audit.read("search", [r.memory.namespace_id for r in ranked])
             return json_response(
-                SearchResponse(query=body.query, results=[_hit(r) for r in ranked])
+                SearchResponse(query=body.query, results=[search_hit(r) for r in ranked])
             )
 
         return await run_read(request, work)

@@ -20,7 +20,7 @@ from .deps import IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, res
 router = APIRouter(prefix="/v1/namespaces", tags=["sharing"], responses=error_responses(404, 409))
 
 
-def _grant(grant: Grant) -> GrantPublic:
+def grant_public(grant: Grant) -> GrantPublic:
     return GrantPublic.model_validate(grant, from_attributes=True)
 
 
@@ -46,7 +46,7 @@ def create_grant(
 
     def work() -> tuple[int, GrantPublic]:
         grant, created = runtime.sharing.grant(principal, namespace_id, body)
-        return (201 if created else 200), _grant(grant)
+        return (201 if created else 200), grant_public(grant)
 
     return respond_once(runtime, principal, request, idempotency_key, body, work)
 
@@ -54,7 +54,7 @@ def create_grant(
 @router.get("/{namespace_id}/grants", response_model=GrantsPublic)
 def list_grants(namespace_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> GrantsPublic:
     """The agents a namespace is shared with (owner or admin)."""
-    grants = [_grant(g) for g in runtime.sharing.list_grants(principal, namespace_id)]
+    grants = [grant_public(g) for g in runtime.sharing.list_grants(principal, namespace_id)]
     return GrantsPublic(data=grants, count=len(grants))
 
 
@@ -63,7 +63,7 @@ def revoke_grant(
     namespace_id: str, grant_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> GrantPublic:
     """Stop sharing (owner or admin); the agent loses access on its next request."""
-    return _grant(runtime.sharing.revoke(principal, namespace_id, grant_id))
+    return grant_public(runtime.sharing.revoke(principal, namespace_id, grant_id))
 
 
 @router.get("/{namespace_id}/audit", response_model=AuditEventsPublic)

@@ -5,6 +5,10 @@ python -m bench            # full size: 10 personas; 100k memories across 100 ag
                            # the context tiers in a namespace of 100k
 python -m bench --quick    # small sizes, a couple of minutes
 python -m bench --skip-scale-out   # without the PostgreSQL + Chroma server + two servers run
+
+The LoCoMo run (bench/locomo.py) reads its data from `--locomo-data` (default: LOCOMO_DATA, else
+../shared/data/locomo-dev/locomo_dev.json beside the checkout); without the file it says so and
+goes on.
 """
 
 from __future__ import annotations
@@ -12,13 +16,20 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, ingest, latency, quality, tiers
+from bench import cold_start, ingest, latency, locomo, quality, tiers
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+LOCOMO_DATA = Path(
+    os.environ.get(
+        "LOCOMO_DATA", ROOT.parent / "shared" / "data" / "locomo-dev" / "locomo_dev.json"
+    )
+)
 
 
 def _machine() -> str:
@@ -46,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-tiers", action="store_true")
+    parser.add_argument("--skip-locomo", action="store_true")
+    parser.add_argument("--locomo-data", type=Path, default=LOCOMO_DATA)
     args = parser.parse_args(argv)
 
     sections = [
@@ -67,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
                 "",
                 report.read_text(),
             ]
+    if not args.skip_locomo:
+        sections += _locomo_section(args.locomo_data, args.quick)
     if not args.skip_latency:
         size = (5_000, 10, 100) if args.quick else (100_000, 100, 400)
         result = latency.main(
@@ -152,6 +167,21 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(sections))
     print(f"wrote {args.output}")
+
+
+def _locomo_section(data: Path, quick: bool) -> list[str]:
+    """The LoCoMo run's section, or a note that its data is not here."""
+    heading = ["## Context relevance on real conversations (LoCoMo)", ""]
+    if not data.is_file():
+        note = f"Not run: no LoCoMo data at `{data}` (set LOCOMO_DATA or pass --locomo-data)."
+        print(note, file=sys.stderr)
+        return [*heading, note, ""]
+    command = ["--data", str(data), *(["--conversations", "1"] if quick else [])]
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "locomo.md"
+        locomo.main([*command, "--output", str(report)])
+        shown = " ".join(["python -m bench.locomo", *command]).replace(str(data), data.name)
+        return [*heading, f"Command: `{shown}`", "", report.read_text()]
 
 
 if __name__ == "__main__":

@@ -543,6 +543,18 @@ def _fate_names(results: dict[str, Any]) -> list[str]:
 # ---- command line ---------------------------------------------------------------------------
 
 
+def request_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """`NAME=JSON` (a `--variant` argument) as (name, extra `/v1/context` request fields)."""
+    name, _, body = text.partition("=")
+    try:
+        value = json.loads(body) if name else None
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"{name}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("a variant is NAME=JSON, the JSON an object of fields")
+    return name, value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__)
     parser.add_argument("--seed", type=int, default=7)
@@ -550,7 +562,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small run, for tests and CI")
     parser.add_argument("--output", type=Path, default=None, help="write results (.md or .json)")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a temp directory")
+    parser.add_argument(
+        "--variant",
+        type=request_variant,
+        action="append",
+        default=[],
+        help="a server row asked with extra request fields: NAME=JSON, e.g. "
+        'nodiv=\'{"ranking": {"diversity": 0}}\'',
+    )
     args = parser.parse_args(argv)
+    variants = dict(args.variant)
 
     personas = args.personas or (2 if args.quick else 10)
     sessions = (3, 4) if args.quick else (6, 10)
@@ -563,10 +584,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     if args.data_dir is not None:
-        results = run(conversations, args.data_dir, progress=say)
+        results = run(conversations, args.data_dir, progress=say, variants=variants)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
-            results = run(conversations, Path(tmp), progress=say)
+            results = run(conversations, Path(tmp), progress=say, variants=variants)
     text = report(results)
     print(text)
     if args.output is not None:

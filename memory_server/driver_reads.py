@@ -4,7 +4,7 @@ SQLAlchemy builds these statements (filters.py, keyword.py) and compiles them on
 what it costs per execution is the rest: an execution context, a result object, a row object per
 row, the processing of every value through a chain of calls. Reading 42 memories by id in scope
 took 2.9 ms that way and 1.5 ms on the driver, with SQLite's own work (~1.2 ms) the same in both
-(docs/benchmarks.md, session 13). A call makes two or three such reads.
+(docs/benchmarks.md, "Latency of `POST /v1/context`"). A call makes two or three such reads.
 
 `rows` runs a statement on the session's own DBAPI connection, in its transaction (the call's
 snapshot holds), with the parameters bound by SQLAlchemy's bind processors and every value of a

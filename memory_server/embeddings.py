@@ -319,7 +319,8 @@ class QueryEmbedder:
     run their SQL and ranking on the other core meanwhile (measured: +40% context requests/s at
     8 clients on 2 cores). The query of a lone call (`embedding`: no other call at work) runs on
     every free lane instead: nothing else wants the cores, and on ONNX Runtime one short query
-    takes ~8 ms on two threads against ~12 on one (docs/benchmarks.md, session 13).
+    takes ~8 ms on two threads against ~12 on one (docs/benchmarks.md, "Latency of
+    `POST /v1/context`").
     """
 
     def __init__(self, embedder: Embedder, *, cache_size: int = 4096, max_batch: int = 64):

@@ -1,15 +1,15 @@
 """SQLite's full-text index of memories, with every word tagged by its memory's namespace.
 
 FTS5's `bm25` weighs a query term by its document frequency, which it counts on every query by
-reading the term's whole list of documents. With plain words those lists span every namespace:
-a keyword query of one agent's 1,000 memories read the lists of 100,000 (3.8 ms of SQLite per
-query at 100k memories in 100 namespaces, 1.2 ms with tags; docs/benchmarks.md, session 11), and
-the cost grew with the whole table, not with the namespaces asked. So the index holds
-`namespaced_terms`: each word of a memory prefixed with a tag of its namespace ("bkdrtmxqzl" +
-"billing"), and a query asks for the tagged forms of its words in each namespace in scope. A
-term's list is then one namespace's, its frequency is the namespace's own, and no other tenant's
-writing changes how a word weighs in yours (only the table's row count, which `bm25` also reads,
-is shared). The price is paid by scopes of many namespaces, which ask for every word once per
+reading the term's whole list of documents. With plain words those lists span every namespace: a
+keyword query of one agent's 1,000 memories reads the lists of 100,000 (3.8 ms of SQLite per query
+at 100k memories in 100 namespaces, 1.2 ms with tags; docs/benchmarks.md, "Latency of
+`POST /v1/context`"), and the cost grows with the whole table, not with the namespaces asked. So
+the index holds `namespaced_terms`: each word of a memory prefixed with a tag of its namespace
+("bkdrtmxqzl" + "billing"), and a query asks for the tagged forms of its words in each namespace in
+scope. A term's list is then one namespace's, its frequency is the namespace's own, and no other
+tenant's writing changes how a word weighs in yours (only the table's row count, which `bm25` also
+reads, is shared). The price is paid by scopes of many namespaces, which ask for every word once per
 namespace: matching 10 words costs 1.5 / 5 / 287 ms over 1 / 10 / 100 namespaces of that store,
 against 23 ms for 10 and 180 ms for 100 with plain words.
 

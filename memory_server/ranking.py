@@ -2,11 +2,20 @@
 
 Search and context both call `rank`. A candidate's score is a weighted sum of five components, each
 in [0, 1]: dense similarity, keyword relevance, recency decay, importance and access frequency;
-multiplied by a length factor in (0, 1] so that a long memory must be worth the budget it takes.
-Keyword relevance is the keyword score relative to the best in the candidate set, but never
-relative to less than a strong match (`keyword.STRONG_MATCH`), so a set of weak matches does not
-get full keyword weight. A memory that only asks questions ("what should I cook tonight?") rarely
-holds what an agent needs to know: its dense and keyword relevance are damped.
+multiplied by a length factor in (0, 1] so that a long memory must be worth the budget it takes;
+plus a share of its thread's support: how well the other candidates of its conversation thread
+scored. Keyword relevance is the keyword score relative to the best in the candidate set, but
+never relative to less than a strong match (`keyword.STRONG_MATCH`), so a set of weak matches does
+not get full keyword weight. A memory that only asks questions ("what should I cook tonight?")
+rarely holds what an agent needs to know: its dense and keyword relevance are damped.
+
+The defaults hold on two kinds of conversation: real multi-session dialogue between people
+(LoCoMo, `bench/locomo.py`), where questions share rare words with their answers and a topic is
+discussed over several turns of one session, and the generated user-assistant chats of
+`bench/quality.py`, where paraphrase defeats keywords and long assistant replies crowd short user
+facts. Hence dense and keyword relevance weighed 0.7 : 0.3, a length reference that lets a
+typical turn through whole but judges an assistant's reply (long by habit) against a shorter
+one, and a small thread weight.
 Selection is then greedy maximal marginal relevance: each pick trades score against redundancy
 with what is already picked (similarity above `diversity_threshold`, so an old job and the new one
 are not redundant while two phrasings of one fact are), and near-duplicates of a pick are dropped
@@ -29,7 +38,9 @@ from .keyword import STRONG_MATCH
 from .records import MemoryRecord
 from .statements import asks_only
 
-LENGTH_REFERENCE_TOKENS = 40  # memories up to this long are not penalised for length
+LENGTH_REFERENCE_TOKENS = 80  # memories up to this long are not penalised for length
+ASSISTANT_REFERENCE_TOKENS = 40  # the same, for an assistant's message
+THREAD_SUPPORT_SIZE = 3  # a thread's support: the mean score of its best this many other candidates
 QUESTION_DENSE_DAMPING = 0.5  # dense relevance kept for a memory that only asks questions
 QUESTION_KEYWORD_DAMPING = 0.3  # keyword relevance kept for it
 FREQUENCY_SATURATION = 50  # accesses at which the frequency component reaches 1
@@ -42,10 +53,16 @@ class RankingWeights(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dense: float = Field(default=0.7, ge=0)
-    keyword: float = Field(default=0.15, ge=0)
+    keyword: float = Field(default=0.3, ge=0)
     recency: float = Field(default=0.02, ge=0)
     importance: float = Field(default=0.08, ge=0)
     frequency: float = Field(default=0.01, ge=0)  # served often is weak evidence: it feeds itself
+    thread: float = Field(
+        default=0.1,
+        ge=0,
+        description="Weight of thread support: the mean score of the best other candidates of "
+        "the same conversation thread, added to the score.",
+    )
 
 
 class RankingOptions(BaseModel):
@@ -65,7 +82,8 @@ class RankingOptions(BaseModel):
         ge=0,
         le=2,
         description="Exponent of the length factor (reference / tokens), for memories longer than "
-        f"{LENGTH_REFERENCE_TOKENS} tokens; 0 turns it off.",
+        f"{LENGTH_REFERENCE_TOKENS} tokens ({ASSISTANT_REFERENCE_TOKENS} for an assistant's "
+        "message); 0 turns it off.",
     )
     diversity: float = Field(
         default=0.1,
@@ -104,6 +122,7 @@ class Components:
     importance: float
     frequency: float
     length: float
+    thread: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 6) for k, v in self.__dict__.items()}
@@ -129,6 +148,16 @@ def score_candidates(
     candidates: Sequence[Candidate], options: RankingOptions, now: datetime
 ) -> list[Ranked]:
     """Each candidate's fused score and its components, best first."""
+    scored = _own_scores(candidates, options, now)
+    add_thread_support(scored, options.weights.thread)
+    scored.sort(key=lambda r: (-r.score, r.memory.id))
+    return scored
+
+
+def _own_scores(
+    candidates: Sequence[Candidate], options: RankingOptions, now: datetime
+) -> list[Ranked]:
+    """Each candidate's score from its own components (thread support not yet added)."""
     top_keyword = max((c.keyword_raw for c in candidates), default=0.0)
     keyword_scale = max(top_keyword, STRONG_MATCH)
     weights = options.weights
@@ -147,7 +176,7 @@ def score_candidates(
             recency=0.5 ** (age_days / options.recency_half_life_days),
             importance=memory.importance,
             frequency=min(1.0, math.log1p(memory.access_count) / math.log1p(FREQUENCY_SATURATION)),
-            length=length_factor(memory.content, options.length_penalty),
+            length=length_factor(memory.content, options.length_penalty, memory.role),
         )
         score = components.length * (
             weights.dense * components.dense
@@ -157,8 +186,38 @@ def score_candidates(
             + weights.frequency * components.frequency
         )
         ranked.append(Ranked(memory, score, components, candidate.embedding))
-    ranked.sort(key=lambda r: (-r.score, r.memory.id))
     return ranked
+
+
+def add_thread_support(scored: Sequence[Ranked], weight: float) -> None:
+    """Add to each candidate's score `weight` x its thread's support: the mean own score of the
+    `THREAD_SUPPORT_SIZE` best other candidates of its thread (a missing one counts 0).
+
+    A conversation that touches the query at several points is likelier to hold the answer than
+    a one-off mention, and the turn that answers a question often shares few words with it while
+    its neighbours do. Memories outside any thread get no support.
+    """
+    if weight <= 0:
+        return
+    by_thread: dict[str, list[float]] = {}
+    for item in scored:
+        if item.memory.thread_id is not None:
+            by_thread.setdefault(item.memory.thread_id, []).append(item.score)
+    best = {
+        thread: heapq.nlargest(THREAD_SUPPORT_SIZE + 1, scores)
+        for thread, scores in by_thread.items()
+        if len(scores) > 1
+    }
+    for item in scored:
+        top = best.get(item.memory.thread_id) if item.memory.thread_id is not None else None
+        if not top:
+            continue
+        others = list(top)
+        if item.score in others:
+            others.remove(item.score)
+        support = sum(others[:THREAD_SUPPORT_SIZE]) / THREAD_SUPPORT_SIZE
+        item.components.thread = support
+        item.score += weight * support
 
 
 PRESENT_WORDS = frozenset(
@@ -191,14 +250,17 @@ def asks_about_present(query: str) -> bool:
     )
 
 
-def length_factor(content: str, penalty: float) -> float:
-    """(reference / tokens) ** penalty for memories longer than the reference, else 1.
+def length_factor(content: str, penalty: float, role: str | None = None) -> float:
+    """(reference / tokens) ** penalty for memories longer than the reference, else 1. The
+    reference is `LENGTH_REFERENCE_TOKENS`, `ASSISTANT_REFERENCE_TOKENS` for an assistant's
+    message.
 
     Tokens are estimated at four characters each: ranking must not wait for a tokenizer, and the
     packer counts exactly anyway.
     """
     tokens = max(1, len(content) // 4)
-    return min(1.0, LENGTH_REFERENCE_TOKENS / tokens) ** penalty
+    reference = ASSISTANT_REFERENCE_TOKENS if role == "assistant" else LENGTH_REFERENCE_TOKENS
+    return min(1.0, reference / tokens) ** penalty
 
 
 def rank(

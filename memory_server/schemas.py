@@ -345,7 +345,8 @@ class SearchRequest(MemoryFilters):
 
 
 class ScoreComponents(BaseModel):
-    """score = length x (the weighted sum of the other five components)."""
+    """score = length x (the weighted sum of dense, keyword, recency, importance and frequency)
+    + the thread weight x thread."""
 
     dense: float
     keyword: float
@@ -353,6 +354,11 @@ class ScoreComponents(BaseModel):
     importance: float
     frequency: float
     length: float = Field(description="Length factor in (0, 1]: long memories must earn budget.")
+    thread: float = Field(
+        default=0.0,
+        description="Thread support: the mean score of the best other candidates of the same "
+        "conversation thread.",
+    )
 
 
 class SearchHit(BaseModel):

@@ -30,13 +30,22 @@ from memory_server.statements import StatementEmbedder, asks_only, statement_tex
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def memory(content: str, *, days_ago: float = 10, memory_id: str | None = None) -> MemoryRecord:
+def memory(
+    content: str,
+    *,
+    days_ago: float = 10,
+    memory_id: str | None = None,
+    thread_id: str | None = None,
+    role: str | None = None,
+) -> MemoryRecord:
     created = NOW - timedelta(days=days_ago)
     return MemoryRecord.of(
         Memory(
             id=memory_id or f"mem_{abs(hash(content)) % 10**8}",
             namespace_id="ns_test",
             kind="message",
+            role=role,
+            thread_id=thread_id,
             content=content,
             content_hash=str(hash(content)),
             created_at=created,
@@ -84,14 +93,54 @@ def test_a_memory_that_only_asks_is_ranked_below_one_that_states() -> None:
 
 
 def test_long_memories_must_earn_their_budget() -> None:
-    assert length_factor("short " * 20, 0.5) == 1.0  # ~30 tokens: no penalty
-    assert abs(length_factor("x" * 640, 0.5) - 0.5) < 1e-9  # 160 tokens: (40/160) ** 0.5
-    assert length_factor("x" * 640, 0) == 1.0
+    assert length_factor("short " * 50, 0.5) == 1.0  # ~75 tokens: no penalty
+    assert abs(length_factor("x" * 1280, 0.5) - 0.5) < 1e-9  # 320 tokens: (80/320) ** 0.5
+    assert length_factor("x" * 1280, 0) == 1.0
+    # an assistant's reply is judged against half the reference
+    assert length_factor("short " * 20, 0.5, "assistant") == 1.0  # ~30 tokens
+    assert abs(length_factor("x" * 640, 0.5, "assistant") - 0.5) < 1e-9  # (40/160) ** 0.5
+    assert length_factor("x" * 320, 0.5, "user") == 1.0  # 80 tokens
+    assert abs(length_factor("x" * 320, 0.5, "assistant") - math.sqrt(0.5)) < 1e-9
     short = Candidate(memory("I live in Porto.", memory_id="short"), None, 0.6)
     long = Candidate(memory("I live in Porto. " + "filler " * 200, memory_id="long"), None, 0.6)
     ranked = score_candidates([long, short], RankingOptions(), NOW)
     assert [r.memory.id for r in ranked] == ["short", "long"]
     assert ranked[1].score == ranked[1].components.length * ranked[0].score
+
+
+def test_an_assistants_long_reply_ranks_below_a_users_fact_of_equal_relevance() -> None:
+    advice = "Here is what I would do. " + "Plan the week ahead and shop once. " * 6  # ~60 tokens
+    fact = "I am allergic to tree nuts, so please skip anything with them in it. " * 2
+    reply = Candidate(memory(advice, memory_id="reply", role="assistant"), None, 0.5)
+    user = Candidate(memory(fact, memory_id="fact", role="user"), None, 0.5)
+    ranked = score_candidates([reply, user], RankingOptions(), NOW)
+    assert [r.memory.id for r in ranked] == ["fact", "reply"]
+    assert ranked[0].components.length == 1.0 and ranked[1].components.length < 1.0
+
+
+def test_a_thread_that_keeps_to_the_topic_lends_its_turns_support() -> None:
+    """Two equally relevant turns: the one whose thread also discussed the query's topic ranks
+    first; its support is the mean own score of its thread's best three other candidates."""
+    weights = RankingWeights(dense=1, keyword=0, recency=0, importance=0, frequency=0, thread=0.5)
+    options = RankingOptions(weights=weights, length_penalty=0)
+    candidates = [
+        Candidate(memory("a", memory_id="alone", thread_id="t1"), None, 0.6),
+        Candidate(memory("b", memory_id="answer", thread_id="t2"), None, 0.6),
+        Candidate(memory("c", memory_id="asked", thread_id="t2"), None, 0.45),
+        Candidate(memory("d", memory_id="aside", thread_id="t2"), None, 0.3),
+        Candidate(memory("e", memory_id="nowhere"), None, 0.7),  # no thread: no support
+    ]
+    ranked = {r.memory.id: r for r in score_candidates(candidates, options, NOW)}
+    assert math.isclose(ranked["answer"].components.thread, (0.45 + 0.3) / 3)
+    assert math.isclose(ranked["answer"].score, 0.6 + 0.5 * (0.45 + 0.3) / 3)
+    assert math.isclose(ranked["asked"].components.thread, (0.6 + 0.3) / 3)
+    assert ranked["alone"].components.thread == 0.0 and ranked["alone"].score == 0.6
+    assert ranked["nowhere"].components.thread == 0.0 and ranked["nowhere"].score == 0.7
+    order = [r.memory.id for r in score_candidates(candidates, options, NOW)]
+    assert order.index("answer") < order.index("alone")
+    # a weight of 0 leaves every score its own
+    still = RankingOptions(weights=weights.model_copy(update={"thread": 0}), length_penalty=0)
+    assert [r.score for r in score_candidates(candidates, still, NOW)] == [0.7, 0.6, 0.6, 0.45, 0.3]
 
 
 def test_questions_about_the_present_weigh_recency_more() -> None:

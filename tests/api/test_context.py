@@ -210,7 +210,7 @@ def test_context_layers_thread_facts_and_ranked_memories(make_agent) -> None:
     assert old_pref["id"] not in tiers
     assert tiers[budget_fact["id"]] == "memories"
     ranked = next(item for item in body["items"] if item["id"] == budget_fact["id"])
-    parts = {"dense", "keyword", "recency", "importance", "frequency", "length"}
+    parts = {"dense", "keyword", "recency", "importance", "frequency", "length", "thread"}
     assert set(ranked["components"]) == parts
     assert ranked["components"]["keyword"] > 0 and ranked["score"] > 0
     assert ranked["tokens"] == count_tokens(

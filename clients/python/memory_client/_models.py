@@ -385,6 +385,7 @@ class RankingWeights(_Model):
     recency: float | None = None
     importance: float | None = None
     frequency: float | None = None
+    thread: float | None = None
 
 
 class RankingOptions(_Model):
@@ -409,7 +410,8 @@ class RankingOptions(_Model):
 class ScoreComponents(_Model):
     """The parts of a ranking score, each in [0, 1].
 
-    score = length * (the weighted sum of dense, keyword, recency, importance and frequency).
+    score = length * (the weighted sum of dense, keyword, recency, importance and frequency)
+    + the thread weight * thread.
     """
 
     dense: float
@@ -418,6 +420,7 @@ class ScoreComponents(_Model):
     importance: float
     frequency: float
     length: float = 1.0
+    thread: float = 0.0
 
 
 # ---- search ---------------------------------------------------------------------------------

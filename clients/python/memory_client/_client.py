@@ -1,3 +1,5 @@
+# Generated from _async_client.py by clients/python/scripts/unasync.py: do not edit.
+# Edit _async_client.py, then regenerate this file with `python clients/python/scripts/unasync.py`.
 """`MemoryClient`: the synchronous twin; sends the calls `_BaseClient` builds."""
 
 from __future__ import annotations

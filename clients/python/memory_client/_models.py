@@ -426,11 +426,9 @@ class ScoreComponents(_Model):
 # ---- search ---------------------------------------------------------------------------------
 
 
-class SearchRequest(_Model):
-    """Body of `POST /v1/search`."""
+class MemoryFilters(_Model):
+    """The filters search and context share: which memories they may draw on."""
 
-    query: str
-    k: int | None = None
     namespace_ids: list[str] | None = None
     user_id: str | None = None
     thread_id: str | None = None
@@ -439,6 +437,13 @@ class SearchRequest(_Model):
     statuses: list[str] | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+
+
+class SearchRequest(MemoryFilters):
+    """Body of `POST /v1/search`."""
+
+    query: str
+    k: int | None = None
     include_archived: bool | None = None
     min_similarity: float | None = None
     ranking: RankingOptions | None = None
@@ -527,20 +532,12 @@ class TierShares(_Model):
     memories: float | None = None
 
 
-class ContextRequest(_Model):
+class ContextRequest(MemoryFilters):
     """Body of `POST /v1/context`."""
 
     query: str
     budget_tokens: int
     model: str | None = None
-    namespace_ids: list[str] | None = None
-    user_id: str | None = None
-    thread_id: str | None = None
-    kinds: list[str] | None = None
-    tags: list[str] | None = None
-    statuses: list[str] | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
     include_archived: bool | None = None
     ranking: RankingOptions | None = None
     tiers: TierShares | None = None

@@ -57,8 +57,16 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # One pytest worker per core, up to 4 (each loads the model); `pytest -n 0` runs in one process.
+# Then the TypeScript client's checks and tests (its own server from this venv), if Node 20+ is here.
 test: install lint
 	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+		&& node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then \
+		cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error \
+			&& npm run --silent lint && npm test; \
+	else \
+		echo "SKIPPED: TypeScript client tests (clients/typescript): Node.js 20+ and npm not on PATH"; \
+	fi
 
 bench: install
 	$(BIN)/python -m bench

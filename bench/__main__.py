@@ -8,7 +8,8 @@ python -m bench --skip-scale-out   # without the PostgreSQL + Chroma server + tw
 
 The LoCoMo run (bench/locomo.py) reads its data from `--locomo-data` (default: LOCOMO_DATA, else
 ../shared/data/locomo-dev/locomo_dev.json beside the checkout); without the file it says so and
-goes on.
+goes on. So does the LoCoMo half of the condensing run (bench/condense.py), whose generated half
+runs either way.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, ingest, latency, locomo, quality, tiers
+from bench import cold_start, condense, ingest, latency, locomo, quality, tiers
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-tiers", action="store_true")
     parser.add_argument("--skip-locomo", action="store_true")
+    parser.add_argument("--skip-condense", action="store_true")
     parser.add_argument("--locomo-data", type=Path, default=LOCOMO_DATA)
     args = parser.parse_args(argv)
 
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
             ]
     if not args.skip_locomo:
         sections += _locomo_section(args.locomo_data, args.quick)
+    if not args.skip_condense:
+        sections += _condense_section(args.locomo_data, args.quick)
     if not args.skip_latency:
         size = (5_000, 10, 100) if args.quick else (100_000, 100, 400)
         result = latency.main(
@@ -182,6 +186,26 @@ def _locomo_section(data: Path, quick: bool) -> list[str]:
         locomo.main([*command, "--output", str(report)])
         shown = " ".join(["python -m bench.locomo", *command]).replace(str(data), data.name)
         return [*heading, f"Command: `{shown}`", "", report.read_text()]
+
+
+def _condense_section(data: Path, quick: bool) -> list[str]:
+    """Before and after condensing, on the LoCoMo data (or a note that it is not here) and on
+    the generated chats."""
+    lines = ["## Condensed memory: before and after summarizing", ""]
+    runs = [["--synthetic", *(["--personas", "2"] if quick else [])]]
+    if data.is_file():
+        runs.insert(0, ["--data", str(data), *(["--conversations", "1"] if quick else [])])
+    else:
+        note = f"LoCoMo part not run: no data at `{data}` (set LOCOMO_DATA or pass --locomo-data)."
+        print(note, file=sys.stderr)
+        lines += [note, ""]
+    for command in runs:
+        with tempfile.TemporaryDirectory() as scratch:
+            report = Path(scratch) / "condense.md"
+            condense.main([*command, "--output", str(report)])
+            shown = " ".join(["python -m bench.condense", *command]).replace(str(data), data.name)
+            lines += [f"Command: `{shown}`", "", report.read_text()]
+    return lines
 
 
 if __name__ == "__main__":

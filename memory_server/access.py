@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from .auth import Principal
 from .errors import NotFound, PermissionDenied
-from .models import Grant, Memory, Namespace
+from .models import Grant, Memory, Namespace, Task
 
 
 class Action(StrEnum):
@@ -117,6 +117,19 @@ def authorize_memory(
     except NotFound:
         raise NotFound(f"Memory {memory_id!r} was not found.", code="memory_not_found") from None
     return memory
+
+
+def authorize_task(session: Session, principal: Principal, task_id: str, action: Action) -> Task:
+    """The task, if `principal` may do `action` on it (the rule of its namespace, as for a
+    memory); a task it may not read is 'not found'."""
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"Task {task_id!r} was not found.", code="task_not_found")
+    try:
+        authorize_namespace(session, principal, task.namespace_id, action)
+    except NotFound:
+        raise NotFound(f"Task {task_id!r} was not found.", code="task_not_found") from None
+    return task
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from .api import (
     search,
     sharing,
     summaries,
+    tasks,
     transfer,
     users,
 )
@@ -82,7 +83,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     routers = (
         *(health, agents, namespaces, sharing, memories, search, context, summaries, users),
-        *(events, transfer),
+        *(events, transfer, tasks),
     )
     for module in routers:
         app.include_router(module.router)

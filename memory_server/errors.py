@@ -31,6 +31,7 @@ class MemoryServerError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
         errors: list[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
     ):
         super().__init__(detail)
         self.detail = detail
@@ -38,6 +39,8 @@ class MemoryServerError(Exception):
             self.code = code
         self.headers = headers or {}
         self.errors = errors
+        # more fields of the body, JSON-ready: the task holding a slot, beside `code` and `detail`
+        self.extra = extra or {}
 
 
 class BadRequest(MemoryServerError):
@@ -128,6 +131,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MemoryServerError)
     async def _domain(_: Request, exc: MemoryServerError) -> JSONResponse:
         extra = {"errors": exc.errors} if exc.errors is not None else {}
+        extra.update(exc.extra)
         return JSONResponse(
             error_body(exc.code, exc.detail, **extra), status_code=exc.status, headers=exc.headers
         )

@@ -9,7 +9,7 @@ conditions of a shape are built once, with named parameters (`scope_conditions`)
 statements of the read paths that run on every call are built once per shape too: SQLAlchemy then
 neither builds them nor computes their cache key again (that key is memoized on the statement),
 which was about a tenth of the GIL a context call holds at 8 concurrent clients
-(docs/benchmarks.md, session 11).
+(docs/benchmarks.md, "Latency of `POST /v1/context`").
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from .models import MemoryTag, utcnow
+from .models import MemoryLink, MemoryTag, utcnow
 from .records import MEMORY_TABLE
 from .schemas import MemoryFilters, MemoryStatus
 from .vectors import Where
 
 DEFAULT_STATUSES = (MemoryStatus.ACTIVE,)
 _TAGS = MemoryTag.__table__  # type: ignore[attr-defined]
+_LINKS = MemoryLink.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class ScopeShape:
     created_after: bool = False
     created_before: bool = False
     tags: int = 0
+    summarized: bool = False  # also the archived sources of summaries of the scope's statuses
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,12 @@ class Scope:
         namespace_ids: Sequence[str],
         filters: MemoryFilters,
         statuses: Sequence[MemoryStatus] | None = None,
+        *,
+        summarized: bool = False,
     ) -> Scope:
+        """The scope of a read. `summarized`: an archived memory is in it too when it is a
+        source of a summary whose status is one of `statuses` (and it meets the other filters),
+        so that a context call finds a summary's sources by their own relevance."""
         parameters: dict[str, Any] = {
             "scope_namespace_ids": list(namespace_ids),
             "scope_statuses": [s.value for s in statuses or DEFAULT_STATUSES],
@@ -72,6 +79,9 @@ class Scope:
         parameters |= {name: value for name, value in optional.items() if value is not None}
         tags = filters.tags or []
         parameters |= {f"scope_tag_{i}": tag for i, tag in enumerate(tags)}
+        if summarized:
+            wider = [*parameters["scope_statuses"], MemoryStatus.ARCHIVED.value]
+            parameters["scope_summarized_statuses"] = list(dict.fromkeys(wider))
         shape = ScopeShape(
             user=filters.user_id is not None,
             thread=filters.thread_id is not None,
@@ -79,6 +89,7 @@ class Scope:
             created_after=filters.created_after is not None,
             created_before=filters.created_before is not None,
             tags=len(tags),
+            summarized=summarized,
         )
         return cls(shape, parameters)
 
@@ -98,7 +109,7 @@ def scope_conditions(shape: ScopeShape) -> tuple[ColumnElement[bool], ...]:
     memory = MEMORY_TABLE.c
     conditions: list[ColumnElement[bool]] = [
         memory.namespace_id.in_(sa.bindparam("scope_namespace_ids", expanding=True)),
-        memory.status.in_(sa.bindparam("scope_statuses", expanding=True)),
+        *_status_conditions(shape.summarized),
         sa.or_(memory.expires_at.is_(None), memory.expires_at > sa.bindparam("scope_now")),
     ]
     if shape.user:
@@ -117,6 +128,36 @@ def scope_conditions(shape: ScopeShape) -> tuple[ColumnElement[bool], ...]:
         )
         conditions.append(memory.id.in_(tagged))
     return tuple(conditions)
+
+
+def _status_conditions(summarized: bool) -> list[ColumnElement[bool]]:
+    """The status is one of the scope's; or, `summarized`, the memory is a source of a summary
+    whose status is. Written as a range of statuses the indexes can read (`ix_memory_scope`:
+    the scope's statuses and archived) and a check of the archived rows in it: one lookup in
+    `ix_memory_link_source_id` and one by the summary's primary key per archived row, so the check
+    costs what the read returns. (`OFFSET 0` keeps PostgreSQL from hashing the links of every
+    summary in the database instead, a cost that grows with the whole table.) A summary lies in
+    its sources' namespace, user and thread (`store_summary` refuses any other), so the source's
+    own conditions cover who may see its summary."""
+    memory = MEMORY_TABLE.c
+    in_scope = memory.status.in_(sa.bindparam("scope_statuses", expanding=True))
+    if not summarized:
+        return [in_scope]
+    summary = MEMORY_TABLE.alias("summary")
+    linked = (
+        sa.select(sa.literal(1))
+        .select_from(_LINKS.join(summary, summary.c.id == _LINKS.c.summary_id))
+        .where(
+            _LINKS.c.source_id == memory.id,
+            summary.c.status.in_(sa.bindparam("scope_statuses", expanding=True)),
+        )
+        .correlate(MEMORY_TABLE)
+        .offset(0)
+    )
+    return [
+        memory.status.in_(sa.bindparam("scope_summarized_statuses", expanding=True)),
+        sa.or_(in_scope, linked.exists()),
+    ]
 
 
 def memory_conditions(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from . import full_text
@@ -388,6 +389,48 @@ def m0011_idempotency_claim_token(op: Operations) -> None:
     op.add_column("idempotency_record", sa.Column("claim_token", sa.String(32), nullable=True))
 
 
+def m0012_tasks(op: Operations) -> None:
+    """Tasks: what an agent is doing, beside what it knows. `context` and `result` are JSON (JSONB
+    on PostgreSQL). The partial unique index holds the TODO rule in the database: at most one task
+    `in_progress` per namespace, agent and thread (no thread counts as one lane), so of two
+    concurrent starts exactly one commits. Events name the task they are about in `task_id`."""
+    json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    op.create_table(
+        "task",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("namespace_id", sa.String(40), sa.ForeignKey("namespace.id"), nullable=False),
+        sa.Column("agent_id", sa.String(40), nullable=False),
+        sa.Column("author_agent_id", sa.String(40)),
+        sa.Column("user_id", sa.String(128)),
+        sa.Column("thread_id", sa.String(128)),
+        sa.Column("parent_task_id", sa.String(40), sa.ForeignKey("task.id")),
+        sa.Column("title", sa.String(500), nullable=False),
+        sa.Column("description", sa.Text()),
+        sa.Column("context", json_type, nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("result", json_type),
+        _ts("created_at"),
+        _ts("updated_at"),
+        _ts("started_at", nullable=True),
+        _ts("finished_at", nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_task_scope", "task", ["namespace_id", "agent_id", "thread_id", "status"])
+    op.create_index("ix_task_listing", "task", ["namespace_id", "created_at", "id"])
+    op.create_index("ix_task_parent_task_id", "task", ["parent_task_id"])
+    in_progress = sa.text("status = 'in_progress'")
+    op.create_index(
+        "uq_task_in_progress",
+        "task",
+        ["namespace_id", "agent_id", sa.text("coalesce(thread_id, '')")],
+        unique=True,
+        sqlite_where=in_progress,
+        postgresql_where=in_progress,
+    )
+    op.add_column("memory_event", sa.Column("task_id", sa.String(40), nullable=True))
+
+
 MIGRATIONS: list[Migration] = [
     m0001_initial,
     m0002_full_text_search,
@@ -400,6 +443,7 @@ MIGRATIONS: list[Migration] = [
     m0009_thread_and_fact_indexes,
     m0010_namespace_tagged_full_text,
     m0011_idempotency_claim_token,
+    m0012_tasks,
 ]
 
 _migration_table = sa.Table(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -235,7 +236,7 @@ class JobLease(SQLModel, table=True):
 
 
 class MemoryEvent(SQLModel, table=True):
-    """One thing that happened to a memory or a namespace: append-only, never the content.
+    """One thing that happened to a memory, a task or a namespace: append-only, never the content.
 
     `id` is the cursor agents sync from: it grows in commit order (see `services/events.py`).
     """
@@ -251,8 +252,42 @@ class MemoryEvent(SQLModel, table=True):
     type: str = Field(max_length=16)
     namespace_id: str = Field(max_length=40)
     memory_id: str | None = Field(default=None, max_length=40)
+    task_id: str | None = Field(default=None, max_length=40)
     actor: str = Field(max_length=40)  # the agent id, "admin", or "system" for scheduled jobs
     agent_id: str | None = Field(default=None, max_length=40)
     key_id: str | None = Field(default=None, max_length=40)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+# JSON on SQLite, JSONB on PostgreSQL (indexable, compact, keys de-duplicated).
+TaskJSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Task(SQLModel, table=True):
+    """What an agent is doing or will do: the workflow state beside its memories.
+
+    At most one task per (namespace, agent, thread) is `in_progress`; the partial unique index
+    `uq_task_in_progress` (migration m0012) enforces it, so concurrent starts cannot both win.
+    """
+
+    id: str = Field(primary_key=True, max_length=40)
+    namespace_id: str = Field(foreign_key="namespace.id", max_length=40)
+    agent_id: str = Field(max_length=40)  # whose task: its in-progress slot is this agent's
+    author_agent_id: str | None = Field(default=None, max_length=40)
+    user_id: str | None = Field(default=None, max_length=128)
+    thread_id: str | None = Field(default=None, max_length=128)
+    parent_task_id: str | None = Field(default=None, foreign_key="task.id", max_length=40)
+    title: str = Field(max_length=500)
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    context: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(TaskJSON, nullable=False)
+    )
+    priority: int = 0
+    status: str = Field(default="pending", max_length=16)
+    result: Any = Field(default=None, sa_column=Column(TaskJSON, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    version: int = 1

@@ -34,6 +34,7 @@ from .services.namespaces import NamespaceService
 from .services.retrieval import Retriever
 from .services.search import SearchService
 from .services.sharing import SharingService
+from .services.tasks import TaskService
 from .services.transfer import TransferService
 from .services.usage import AccessRecorder, recently_read_namespaces
 from .sql_statistics import try_refresh_statistics
@@ -71,6 +72,7 @@ class Runtime:
     summarizer: Summarizer
     events: EventService
     transfer: TransferService
+    tasks: TaskService
     store_metrics: StoreCollector
     scheduler: BackgroundScheduler | None = None
 
@@ -234,6 +236,7 @@ def build_runtime(
         summarizer=Summarizer(db, memories, embedder, settings),
         events=EventService(db),
         transfer=TransferService(db, memories, vectors, embedder, settings),
+        tasks=TaskService(db, settings),
         store_metrics=StoreCollector(db, vectors),
     )
 

@@ -412,8 +412,12 @@ class EmbeddingsPublic(BaseModel):
 
 
 class TierShares(StrictModel):
-    """Shares of the budget per tier, in order; what a tier leaves unused flows to the next."""
+    """Shares of the budget per tier, in order; what a tier leaves unused flows to the next.
 
+    `tasks` counts only when the call includes the workflow tier and it has tasks to show; the
+    other three shares then split the rest as they would without it."""
+
+    tasks: float = Field(default=0.2, ge=0)
     thread: float = Field(default=0.35, ge=0)
     facts: float = Field(default=0.15, ge=0)
     memories: float = Field(default=0.5, ge=0)
@@ -432,6 +436,14 @@ class ContextRequest(MemoryFilters):
     ranking: RankingOptions = Field(default_factory=RankingOptions)
     tiers: TierShares = Field(default_factory=TierShares)
     max_thread_messages: int = Field(default=30, ge=0, le=500)
+    include_tasks: bool | None = Field(
+        default=None,
+        description="The workflow tier: the caller's task in progress and its next pending "
+        "tasks (of `thread_id` when given). Default: included when `thread_id` is given.",
+    )
+    max_pending_tasks: int = Field(
+        default=5, ge=0, le=50, description="Pending tasks the workflow tier may list."
+    )
     max_candidates: int | None = Field(
         default=None,
         ge=1,
@@ -442,10 +454,10 @@ class ContextRequest(MemoryFilters):
 
 
 class ContextItem(BaseModel):
-    id: str
+    id: str = Field(description="A memory's id; a task's in the tasks tier (kind 'task').")
     namespace_id: str
     kind: str
-    tier: str = Field(description="thread, facts or memories")
+    tier: str = Field(description="tasks, thread, facts or memories")
     created_at: datetime
     tokens: int
     score: float | None
@@ -613,10 +625,17 @@ class ProvenancePublic(BaseModel):
 class EventPublic(BaseModel):
     id: int = Field(description="The event's cursor: pass it as `after` to read what came next.")
     type: str = Field(
-        description="created, updated, superseded, archived, summarized, deleted, shared or revoked"
+        description="created, updated, superseded, archived, summarized, deleted, shared or "
+        "revoked; for tasks task_created, task_updated, task_started, task_paused, "
+        "task_completed, task_failed, task_cancelled, task_reopened or task_deleted"
     )
     namespace_id: str
-    memory_id: str | None = Field(description="The memory it happened to; null for grant events.")
+    memory_id: str | None = Field(
+        description="The memory it happened to; null for task and grant events."
+    )
+    task_id: str | None = Field(
+        default=None, description="The task it happened to (task_* events); null otherwise."
+    )
     actor: str = Field(
         description="Who did it: an agent id, 'admin', or 'system' (scheduled jobs)."
     )
@@ -641,8 +660,8 @@ class EventsPublic(BaseModel):
 
 class ImportConflict(BaseModel):
     line: int = Field(description="The line of the import file (1-based).")
-    record: str = Field(description="memory or link")
-    id: str = Field(description="The memory id, or 'summary_id>source_id' for a link.")
+    record: str = Field(description="memory, link or task")
+    id: str = Field(description="The memory or task id, or 'summary_id>source_id' for a link.")
     reason: str
 
 
@@ -652,6 +671,127 @@ class ImportResult(BaseModel):
     skipped: int = Field(description="Memories already there, identical: left as they were.")
     links_created: int
     links_skipped: int
+    tasks_created: int = Field(default=0, description="Tasks stored.")
+    tasks_skipped: int = Field(default=0, description="Tasks already there, identical.")
     conflicts: list[ImportConflict] = Field(
         description="Records not imported because something different is already stored."
+    )
+
+
+# ---- tasks ------------------------------------------------------------------------------------
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TaskTitle = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+TaskPriority = Annotated[int, Field(ge=-1000, le=1000)]
+
+
+def _title_not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("title must not be blank")
+    return value
+
+
+class TaskCreate(StrictModel):
+    namespace_id: str | None = Field(
+        default=None, description="Target namespace; the caller's default namespace if omitted."
+    )
+    title: TaskTitle
+    description: str | None = None
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free JSON state of the work: checkpoints, files, ids (JSONB on PostgreSQL).",
+    )
+    priority: TaskPriority = Field(default=0, description="Higher comes first among pending.")
+    user_id: ScopeId | None = None
+    thread_id: ScopeId | None = Field(
+        default=None,
+        description="The conversation the task belongs to: one task in progress per agent and "
+        "thread in a namespace (no thread is a lane of its own).",
+    )
+    parent_task_id: str | None = Field(
+        default=None, max_length=40, description="A task of the same namespace it is part of."
+    )
+    status: TaskStatus = Field(
+        default=TaskStatus.PENDING, description="pending, or in_progress to start it at once."
+    )
+
+    _title = field_validator("title")(_title_not_blank)
+
+    @model_validator(mode="after")
+    def _startable(self) -> TaskCreate:
+        if self.status not in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS):
+            raise ValueError("a new task is pending or in_progress")
+        return self
+
+
+class TaskUpdate(StrictModel):
+    title: TaskTitle | None = None
+    description: str | None = Field(default=None, description="null clears it.")
+    context: dict[str, Any] | None = None
+    priority: TaskPriority | None = None
+    status: TaskStatus | None = Field(
+        default=None, description="A transition: see the task statuses in the README."
+    )
+    result: Any = Field(
+        default=None, description="Any JSON: what came of it (with completed or failed)."
+    )
+
+    _title = field_validator("title")(_title_not_blank)
+
+    @model_validator(mode="after")
+    def _something(self) -> TaskUpdate:
+        if not self.model_fields_set:
+            raise ValueError("nothing to update")
+        return self
+
+
+class TaskPublic(BaseModel):
+    id: str
+    namespace_id: str
+    agent_id: str = Field(description="Whose task: the in-progress slot it takes is this agent's.")
+    author_agent_id: str | None
+    user_id: str | None
+    thread_id: str | None
+    parent_task_id: str | None
+    title: str
+    description: str | None
+    context: dict[str, Any]
+    priority: int
+    status: TaskStatus
+    result: Any = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = Field(description="When it last entered in_progress.")
+    finished_at: datetime | None = Field(description="When it was completed, failed or cancelled.")
+    version: int
+
+
+class TasksPublic(BaseModel):
+    data: list[TaskPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class TaskDeleted(BaseModel):
+    id: str
+    namespace_id: str
+    deleted_at: datetime
+
+
+class TaskConflict(ErrorBody):
+    """A 409 on a task: `another_task_in_progress` carries the task that holds the slot."""
+
+    task: TaskPublic | None = Field(
+        default=None,
+        description="The task in progress in the same namespace, agent and thread, for "
+        "another_task_in_progress; null for other conflicts.",
     )

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from memory_server.embeddings import Embedder
+from memory_server.keyword import query_terms
+from memory_server.statements import asks_only
 from memory_server.tokens import count_tokens
 
 from .selection import Group, Source
@@ -218,77 +220,121 @@ def _first_line(exc: BaseException) -> str:
 # ---- extractive, with the embedding model -----------------------------------------------------
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# A message that names its speaker first ("Caroline: ...", as a transcript does): the name is
+# carried to each sentence taken from it, in place of the role.
+_SPEAKER = re.compile(r"^([A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,3}): ")
+_DATED = re.compile(r"^- \[?\d{4}-\d{2}-\d{2}\b")
+EXTRACTIVE_SHARE = 0.3  # of its group's tokens an extractive summary keeps, at most
+MIN_CONTENT_WORDS = 3  # fewer, and a sentence is small talk ("Thanks, Mel!"), not a fact
+CONTENT_WORDS_FULL = 8  # content words at which a sentence counts as fully informative
 
 
 @dataclass(frozen=True)
 class _Sentence:
-    order: int
     source: Source
+    speaker: str | None
     text: str
 
 
 class ExtractiveCondenser:
-    """Keeps the sentences most central to the group and least redundant with each other.
+    """Keeps the sentences that carry the most of the group, least redundant with each other.
 
-    Centrality is cosine similarity to the centroid of all sentences; selection is maximal
-    marginal relevance (MMR), so a second sentence saying the same thing loses to a new fact.
-    The chosen sentences are written back in time order, dated.
+    Candidates are the statements of the group: questions, and sentences of fewer than
+    `MIN_CONTENT_WORDS` content words (greetings, thanks, "that's cool"), are left out unless
+    nothing else is left. Each is worth its centrality (cosine similarity to the centroid of the
+    candidates: what the group is about) plus `information` times its share of content words
+    (names, places, numbers and the other words a later question asks about). Selection is
+    maximal marginal relevance (MMR) under a token budget: `share` of the group's tokens, at most
+    `target_tokens`. The chosen sentences are written back in time order, each with its speaker
+    and its date; when the group spans one day, the date is written once, above them.
     """
 
     def __init__(
-        self, embedder: Embedder, *, token_model: str = "gpt-4o-mini", diversity: float = 0.3
+        self,
+        embedder: Embedder,
+        *,
+        token_model: str = "gpt-4o-mini",
+        diversity: float = 0.5,
+        information: float = 0.5,
+        share: float = EXTRACTIVE_SHARE,
     ):
         self._embedder = embedder
         self._token_model = token_model
         self._diversity = diversity
+        self._information = information
+        self._share = share
 
     @property
     def name(self) -> str:
         return "extractive"
 
     def condense(self, group: Group, target_tokens: int) -> Condensed:
-        sentences = [
-            _Sentence(i, source, text)
-            for i, (source, text) in enumerate(
-                (source, part.strip())
-                for source in group.sources
-                for part in _SENTENCE_END.split(source.content)
-            )
-            if len(text.split()) >= 2
-        ]
+        sentences = _sentences(group)
         if not sentences:
             raise CondenseFailed("no sentences to extract")
+        words = [len(query_terms(s.text)) for s in sentences]
+        candidates = {
+            i
+            for i, s in enumerate(sentences)
+            if words[i] >= MIN_CONTENT_WORDS and not asks_only(s.text)
+        } or set(range(len(sentences)))
         vectors = np.asarray(self._embedder.embed([s.text for s in sentences]), dtype=float)
-        centroid = vectors.mean(axis=0)
+        centroid = vectors[sorted(candidates)].mean(axis=0)
         centroid /= np.linalg.norm(centroid) or 1.0
-        centrality = vectors @ centroid
+        worth = vectors @ centroid + self._information * np.minimum(
+            1.0, np.asarray(words, dtype=float) / CONTENT_WORDS_FULL
+        )
+        dated = len({s.source.created_at.date() for s in sentences}) > 1
+        heading = [] if dated else [f"{sentences[0].source.created_at:%Y-%m-%d}:"]  # one day's
+        budget = min(target_tokens, int(self._share * group.source_tokens))
         chosen: list[int] = []
-        used = 0
-        candidates = set(range(len(sentences)))
+        used = sum(count_tokens(line, self._token_model) + 1 for line in heading)
         while candidates:
-            best = max(candidates, key=lambda i: self._mmr(i, centrality, vectors, chosen))
+            best = max(candidates, key=lambda i: self._mmr(i, worth, vectors, chosen))
             candidates.discard(best)
             if chosen and float(np.max(vectors[chosen] @ vectors[best])) > 0.92:
                 continue  # says what a chosen sentence already says
-            cost = count_tokens(_line(sentences[best]), self._token_model) + 1
-            if used + cost > target_tokens:
+            cost = count_tokens(_line(sentences[best], dated), self._token_model) + 1
+            if used + cost > (budget if chosen else target_tokens):  # the first always fits
                 continue
             chosen.append(best)
             used += cost
         if not chosen:
             raise CondenseFailed("no sentence fits the target length")
-        text = "\n".join(_line(sentences[i]) for i in sorted(chosen))
+        text = "\n".join([*heading, *(_line(sentences[i], dated) for i in sorted(chosen))])
         tokens = check_summary(text, group, target_tokens, self._token_model)
         return Condensed(text, tokens)
 
-    def _mmr(self, i: int, centrality: Any, vectors: Any, chosen: list[int]) -> float:
+    def _mmr(self, i: int, worth: Any, vectors: Any, chosen: list[int]) -> float:
         redundancy = float(np.max(vectors[chosen] @ vectors[i])) if chosen else 0.0
-        return float((1 - self._diversity) * centrality[i] - self._diversity * redundancy)
+        return float((1 - self._diversity) * worth[i] - self._diversity * redundancy)
 
 
-def _line(sentence: _Sentence) -> str:
+def _sentences(group: Group) -> list[_Sentence]:
+    """The group's sentences of two words or more, in time order, each with its speaker."""
+    found = []
+    for source in group.sources:
+        content = source.content
+        speaker = None
+        if source.kind == "summary":  # its lines, undated ones under its own date
+            parts = [
+                line if _DATED.match(line) else f"- {source.created_at:%Y-%m-%d} {line[2:]}"
+                for line in (p.strip() for p in content.splitlines())
+                if line.startswith("- ")
+            ] or [p.strip() for p in _SENTENCE_END.split(content)]
+        else:
+            named = _SPEAKER.match(content)
+            if named:
+                speaker, content = named.group(1), content[named.end() :]
+            parts = [p.strip() for p in _SENTENCE_END.split(content)]
+        found += [_Sentence(source, speaker, p) for p in parts if len(p.split()) >= 2]
+    return found
+
+
+def _line(sentence: _Sentence, dated: bool) -> str:
     source = sentence.source
     if source.kind == "summary":  # its lines are dated already
         return sentence.text if sentence.text.startswith("- ") else f"- {sentence.text}"
-    who = f" {source.role}:" if source.role else ""
-    return f"- {source.created_at:%Y-%m-%d}{who} {sentence.text}"
+    who = sentence.speaker or source.role
+    said = f"{who}: {sentence.text}" if who else sentence.text
+    return f"- {source.created_at:%Y-%m-%d} {said}" if dated else f"- {said}"

@@ -9,8 +9,10 @@ from datetime import timedelta
 import pytest
 
 from memory_server.db import Database
+from memory_server.driver_reads import recorded
 from memory_server.filters import Scope, memory_conditions, scope_conditions
-from memory_server.models import Memory, MemoryTag, utcnow
+from memory_server.keyword import keyword_search
+from memory_server.models import Memory, MemoryLink, MemoryTag, utcnow
 from memory_server.records import read_records, select_records
 from memory_server.schemas import AgentCreate, MemoryFilters, MemoryStatus
 from memory_server.services.agents import AgentService
@@ -113,3 +115,92 @@ def test_scopes_of_one_shape_share_their_conditions_but_not_their_values(
         only_b = {m.id for m in memories_in_scope(session, list(MEMORIES), one_namespace, "m")[0]}
     assert found == {"ana": {"mem_a", "mem_b", "mem_e"}, "bo": {"mem_c"}}
     assert only_b == {"mem_e"}
+
+
+# id: (namespace index, kind, status, the summary it is a source of)
+CONDENSED = {
+    "mem_s1": (0, "summary", "active", None),
+    "mem_s1a": (0, "message", "archived", "mem_s1"),
+    "mem_s1b": (0, "message", "archived", "mem_s1"),
+    "mem_top": (0, "summary", "active", None),
+    "mem_s2": (0, "summary", "archived", "mem_top"),
+    "mem_s2a": (0, "message", "archived", "mem_s2"),
+    "mem_t1": (1, "summary", "active", None),
+    "mem_t1a": (1, "message", "archived", "mem_t1"),
+}
+
+
+@pytest.fixture
+def condensed(migrated_db: Database, namespaces: list[str]) -> list[str]:
+    """`CONDENSED` beside `MEMORIES`: summaries linked to their sources, one rolled up."""
+    with migrated_db.write() as session:
+        for memory_id, (ns, kind, status, _) in CONDENSED.items():
+            session.add(
+                Memory(
+                    id=memory_id,
+                    namespace_id=namespaces[ns],
+                    kind=kind,
+                    status=status,
+                    content=f"condensed content of {memory_id}",
+                    content_hash=memory_id,
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+        session.flush()
+        session.add_all(
+            MemoryLink(summary_id=summary, source_id=memory_id)
+            for memory_id, (*_, summary) in CONDENSED.items()
+            if summary is not None
+        )
+    return [*MEMORIES, *CONDENSED]
+
+
+def test_a_summarized_scope_holds_the_archived_sources_of_its_summaries_only(
+    migrated_db: Database, namespaces: list[str], condensed: list[str]
+) -> None:
+    """`summarized`: an archived memory is in scope when a summary of the scope's statuses
+    condenses it, in the memory's own namespace and filters; not when it was archived by hand,
+    nor when its summary was condensed in turn (then that summary is the source in scope)."""
+    active = {"mem_a", "mem_b", "mem_g", "mem_s1", "mem_top"}
+    cases = [
+        (MemoryFilters(), None, active | {"mem_s1a", "mem_s1b", "mem_s2"}),
+        (MemoryFilters(kinds=["summary"]), None, {"mem_s1", "mem_top", "mem_s2"}),
+        (MemoryFilters(user_id="ana"), None, {"mem_a", "mem_b"}),
+        # archived memories asked for: every one of them, condensed or not
+        (
+            MemoryFilters(),
+            [MemoryStatus.ACTIVE, MemoryStatus.ARCHIVED],
+            active | {"mem_c", "mem_s1a", "mem_s1b", "mem_s2", "mem_s2a"},
+        ),
+    ]
+    with migrated_db.read() as session:
+        for filters, statuses, expected in cases:
+            scope = Scope.of(namespaces[:1], filters, statuses, summarized=True)
+            found, _ = memories_in_scope(session, condensed, scope, "any-model")
+            assert {m.id for m in found} == expected, filters
+            matched = keyword_search(session, "condensed", scope, 50)
+            assert {i for i, _ in matched} == expected & set(CONDENSED), filters
+    plain = Scope.of(namespaces[:1], MemoryFilters())
+    assert plain.shape != Scope.of(namespaces[:1], MemoryFilters(), summarized=True).shape
+
+
+def test_a_summarized_scope_looks_up_the_links_of_the_rows_it_reads_only(
+    migrated_db: Database, namespaces: list[str], condensed: list[str]
+) -> None:
+    """Each archived row read is checked by its own links (an index lookup), so the check costs
+    what the read returns: PostgreSQL must not hash every summary's links in the database."""
+    scope = Scope.of(namespaces[:1], MemoryFilters(), summarized=True)
+    with migrated_db.read() as session, recorded() as statements:
+        memories_in_scope(session, condensed, scope, "any-model")
+        keyword_search(session, "condensed", scope, 50)
+    assert len(statements) == 2
+    with migrated_db.engine.connect() as connection:
+        if not migrated_db.is_sqlite:
+            connection.exec_driver_sql("SET enable_seqscan = off")  # plan as for a big table
+        for sql, parameters in statements:
+            explain = "EXPLAIN QUERY PLAN " if migrated_db.is_sqlite else "EXPLAIN "
+            rows = connection.exec_driver_sql(explain + sql, parameters)
+            plan = "\n".join(str(row[-1] if migrated_db.is_sqlite else row[0]) for row in rows)
+            assert "ix_memory_link_source_id" in plan, plan
+            assert "hashed" not in plan.lower() and "seq scan on memory_link" not in plan.lower()

@@ -41,11 +41,13 @@ def test_migrations_build_the_schema_the_models_describe(database_url, tmp_path)
         catalog = (
             "SELECT name FROM sqlite_master WHERE type = 'index'"
             if db.is_sqlite
-            else "SELECT indexname FROM pg_indexes WHERE tablename = 'memory'"
+            else "SELECT indexname FROM pg_indexes WHERE tablename IN ('memory', 'task')"
         )
         with db.engine.connect() as connection:
             indexes = set(connection.execute(sa.text(catalog)).scalars())
-        assert {"uq_memory_active_key", "uq_memory_active_content"} <= indexes
+        assert {"uq_memory_active_key", "uq_memory_active_content", "uq_task_in_progress"} <= (
+            indexes
+        )
     finally:
         db.dispose()
 

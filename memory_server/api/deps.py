@@ -3,6 +3,7 @@ and idempotent POST handling."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, MutableMapping
 from typing import Annotated, Any, TypeVar
 
@@ -13,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from ..auth import Principal, authenticate, bearer_token
-from ..errors import PermissionDenied
+from ..errors import InvalidRequest, PermissionDenied, PreconditionRequired
 from ..runtime import Runtime
 from ..schemas import ErrorBody
 from ..services.audit import AuditTrail
@@ -96,6 +97,32 @@ async def get_audit(runtime: RuntimeDep, principal: PrincipalDep, request: Reque
 
 
 AuditDep = Annotated[AuditTrail, Depends(get_audit)]
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The version the change expects (the ETag of a GET); 412 if it moved on.",
+    ),
+]
+
+_VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+def expected_version(if_match: str | None, what: str) -> int:
+    """The version an `If-Match` header names; 428 when it is missing, 422 when unreadable.
+    `what` names the resource in the message: "memory", "task"."""
+    if if_match is None:
+        raise PreconditionRequired(
+            f"PATCH needs an If-Match header with the {what}'s current version (its ETag).",
+        )
+    match = _VERSION.match(if_match)
+    if match is None:
+        raise InvalidRequest(
+            f'If-Match must be the {what}\'s version, e.g. If-Match: "3".', code="invalid_if_match"
+        )
+    return int(match.group(1))
+
 
 IdempotencyKey = Annotated[
     str | None,

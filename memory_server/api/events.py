@@ -45,7 +45,8 @@ def event_public(event: MemoryEvent) -> EventPublic:
 
 
 def _memory_namespaces(events: list[MemoryEvent]) -> list[str]:
-    return [e.namespace_id for e in events if e.memory_id is not None]
+    """One namespace id per event about a memory or a task, for the audit trail."""
+    return [e.namespace_id for e in events if e.memory_id is not None or e.task_id is not None]
 
 
 @router.get("", response_model=EventsPublic, responses=error_responses(400, 404))

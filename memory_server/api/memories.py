@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from ..errors import InvalidRequest, PreconditionRequired
 from ..models import Memory
 from ..records import MemoryRecord
 from ..schemas import (
@@ -26,7 +24,15 @@ from ..schemas import (
     ProvenancePublic,
 )
 from ..services.memories import DeleteOutcome, ProvenanceNode, WriteOutcome
-from .deps import AuditDep, IdempotencyKey, PrincipalDep, RuntimeDep, error_responses, respond_once
+from .deps import (
+    AuditDep,
+    IdempotencyKey,
+    PrincipalDep,
+    RuntimeDep,
+    error_responses,
+    expected_version,
+    respond_once,
+)
 
 router = APIRouter(
     prefix="/v1/memories",
@@ -170,22 +176,6 @@ def get_memory(
     return memory_public(memory)
 
 
-_VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
-
-
-def _expected_version(if_match: str | None) -> int:
-    if if_match is None:
-        raise PreconditionRequired(
-            "PATCH needs an If-Match header with the memory's current version (its ETag).",
-        )
-    match = _VERSION.match(if_match)
-    if match is None:
-        raise InvalidRequest(
-            'If-Match must be the memory\'s version, e.g. If-Match: "3".', code="invalid_if_match"
-        )
-    return int(match.group(1))
-
-
 @router.patch("/{memory_id}", response_model=MemoryPublic)
 def update_memory(
     memory_id: str,
@@ -197,7 +187,9 @@ def update_memory(
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> MemoryPublic:
     """Change a memory if it is still at the version in `If-Match` (412 if not)."""
-    memory = runtime.memories.update(principal, memory_id, body, _expected_version(if_match))
+    memory = runtime.memories.update(
+        principal, memory_id, body, expected_version(if_match, "memory")
+    )
     audit.wrote("update", [memory.namespace_id])
     response.headers.update(_etag(memory))
     return memory_public(memory)

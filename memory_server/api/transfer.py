@@ -111,6 +111,8 @@ async def import_namespace(
             skipped=outcome.skipped,
             links_created=outcome.links_created,
             links_skipped=outcome.links_skipped,
+            tasks_created=outcome.tasks_created,
+            tasks_skipped=outcome.tasks_skipped,
             conflicts=[
                 ImportConflict(line=c.line, record=c.record, id=c.id, reason=c.reason)
                 for c in outcome.conflicts

@@ -1,18 +1,23 @@
 """Context: what an agent needs to know for a query, packed into a hard token budget.
 
-Three tiers share one budget, in order: the recent messages of the current thread (verbatim, newest
-last), the user's current keyed facts and preferences, then long-term memories ranked by
+Up to four tiers share one budget, in order: the workflow tier (the caller's task in progress and
+its next pending tasks, `services/tasks.py`), the recent messages of the current thread (verbatim,
+newest last), the user's current keyed facts and preferences, then long-term memories ranked by
 `ranking.rank`. Each tier may spend its share plus what earlier tiers left; `packing.pack` enforces
-the budget on the final string.
+the budget on the final string. The workflow tier is there when the call has a thread (or asks with
+`include_tasks`) and there are tasks to show; otherwise the other three split the budget alone.
 
-Summaries and their sources: a summary's archived sources are brought in as candidates too and
-ranked beside it. A summary and its own sources never both take budget: whichever ranks first and
-fits wins, so a summary is expanded into its sources when they score higher and the budget allows,
-and stands in for them when they do not fit.
+Summaries and their sources: the archived sources of the summaries in scope are retrieved as
+candidates like any memory, by their own dense and keyword relevance (`Scope.of`'s `summarized`),
+so a call ranks as many candidates whether its memories were condensed or not, however many
+sources stand behind each summary. A summary and its own sources never both take budget:
+whichever ranks first and fits wins, so a summary is expanded into its sources when they score
+higher and the budget allows, and stands in for them when they do not fit.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,8 +33,9 @@ from ..access import scope_namespace_ids
 from ..auth import Principal
 from ..config import Settings
 from ..db import Database
+from ..driver_reads import rows
 from ..filters import Scope, ScopeShape, scope_conditions
-from ..models import Memory, utcnow
+from ..models import Memory, MemoryLink, Task, utcnow
 from ..packing import Line, Tier, normalise_shares, pack
 from ..ranking import Ranked, for_query, rank
 from ..records import MemoryRecord, read_records, select_records
@@ -43,9 +49,9 @@ from ..schemas import (
     ScoreComponents,
 )
 from ..tokens import count_tokens
-from .memories import summary_sources
 from .retrieval import Retriever
 from .search import requested_statuses
+from .tasks import open_tasks
 from .usage import AccessRecorder
 
 MAX_FACTS = 100
@@ -53,7 +59,9 @@ MIN_CANDIDATES, MAX_CANDIDATES = 20, 60
 TOKENS_PER_CANDIDATE = 12  # a memory's line is ~30 tokens: ~2.5 candidates per line that fits
 CONTEXT_MIN_RELEVANCE = 0.12  # below this a candidate is noise in a prompt
 MAX_DROPPED_REPORTED = 100
+TASK_TEXT_CHARS = 300  # of a task's description, and of its context's JSON, in the prompt
 TITLES = {
+    "tasks": "## Tasks",
     "thread": "## Recent conversation",
     "facts": "## Known facts and preferences",
     "memories": "## Relevant memories",
@@ -98,6 +106,30 @@ def dated_line(
         heading=f"### {render_date(memory.created_at)}",
         order=memory.created_at.timestamp(),
     )
+
+
+def task_line(task: Task, *, with_thread: bool = False) -> Line:
+    """A task as a prompt line: `[in progress since 22 Nov 2026 14:05 · priority 2] Title:
+    description. Context: {...}` (the context only for the task in progress, which an agent
+    resumes from); `[pending] Title` for the next ones."""
+    if task.status == "in_progress" and task.started_at is not None:
+        label = [f"in progress since {render_date(task.started_at, with_time=True)}"]
+    else:
+        label = [task.status.replace("_", " ")]
+    if task.priority:
+        label.append(f"priority {task.priority}")
+    if with_thread and task.thread_id is not None:
+        label.append(f"thread {task.thread_id}")
+    text = f"[{' · '.join(label)}] {' '.join(task.title.split())}"
+    if task.description:
+        text += f": {_clip(' '.join(task.description.split()))}"
+    if task.status == "in_progress" and task.context:
+        text += f" Context: {_clip(json.dumps(task.context, separators=(',', ':')))}"
+    return Line(key=task.id, text=text)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TASK_TEXT_CHARS else text[: TASK_TEXT_CHARS - 1] + "…"
 
 
 def memories_tier(share: float, lines: Sequence[Line]) -> Tier:
@@ -162,6 +194,7 @@ class ContextService:
         # served in both its old and new version.
         with self._db.snapshot() as session:
             namespace_ids = scope_namespace_ids(session, principal, request.namespace_ids)
+            tasks = self._open_tasks(session, namespace_ids, principal, request)
             thread = self._recent_thread(session, namespace_ids, request)
             facts = self._user_facts(session, namespace_ids, request)
             metrics.lap("sql")
@@ -172,10 +205,17 @@ class ContextService:
 
         by_id: dict[str, _Scored] = {m.id: _Scored(m) for m in [*thread, *facts]}
         by_id.update({r.memory.id: _Scored(r.memory, r) for r in ranked})
-        shares = normalise_shares(
-            [request.tiers.thread, request.tiers.facts, request.tiers.memories]
-        )
+        memory_shares = [request.tiers.thread, request.tiers.facts, request.tiers.memories]
+        # The workflow tier takes a share only when it has lines: a call without tasks packs
+        # exactly as it would without the tier.
+        shares = normalise_shares([request.tiers.tasks, *memory_shares] if tasks else memory_shares)
+        task_tiers = []
+        if tasks:
+            with_thread = request.thread_id is None
+            task_lines = [task_line(t, with_thread=with_thread) for t in tasks]
+            task_tiers = [Tier("tasks", TITLES["tasks"], shares.pop(0), task_lines)]
         tiers = [
+            *task_tiers,
             Tier(
                 "thread",
                 TITLES["thread"],
@@ -192,13 +232,21 @@ class ContextService:
         packed = pack(tiers, request.budget_tokens, count)
         metrics.lap("packing")
 
+        task_by_id = {t.id: t for t in tasks}
         items = [
-            _item(by_id[line.key], tier, count(line.text))
+            _task_item(task_by_id[line.key], count(line.text))
+            if tier == "tasks"
+            else _item(by_id[line.key], tier, count(line.text))
             for tier, lines in packed.included.items()
             for line in lines
         ]
         dropped = [
-            DroppedItem(id=line.key, tier=tier, reason="over_budget", score=_score(by_id[line.key]))
+            DroppedItem(
+                id=line.key,
+                tier=tier,
+                reason="over_budget",
+                score=_score(by_id[line.key]) if line.key in by_id else None,
+            )
             for tier, line in packed.over_budget
         ]
         dropped += [
@@ -213,7 +261,7 @@ class ContextService:
             for tier, line, winner in packed.conflicted
         ]
         dropped += not_ranked
-        self._recorder.record(item.id for item in items)
+        self._recorder.record(item.id for item in items if item.tier != "tasks")
         return ContextResponse(
             context=packed.context,
             tokens_used=packed.tokens_used,
@@ -221,6 +269,28 @@ class ContextService:
             model=model,
             items=items,
             dropped=dropped[:MAX_DROPPED_REPORTED],
+        )
+
+    def _open_tasks(
+        self,
+        session: Session,
+        namespace_ids: Sequence[str],
+        principal: Principal,
+        request: ContextRequest,
+    ) -> list[Task]:
+        """The caller's task in progress and next pending tasks (every agent's for the admin),
+        of the request's thread when it has one; none unless the tier is asked for."""
+        include = request.include_tasks
+        if include is None:
+            include = request.thread_id is not None
+        if not include:
+            return []
+        return open_tasks(
+            session,
+            namespace_ids,
+            agent_id=principal.agent_id,
+            thread_id=request.thread_id,
+            max_pending=request.max_pending_tasks,
         )
 
     def _recent_thread(
@@ -267,6 +337,7 @@ class ContextService:
             statuses,
             request.max_candidates or candidate_pool(request.budget_tokens),
             query_embedding=query_embedding,
+            summarized=True,
         )
         dropped: list[DroppedItem] = []
         candidates = []
@@ -280,19 +351,8 @@ class ContextService:
                 continue
             candidates.append(candidate)
         summaries = [c.memory.id for c in candidates if c.memory.kind == "summary"]
-        sources = summary_sources(session, summaries)
-        present = {c.memory.id for c in candidates} | taken
-        unseen = [s for ids in sources.values() for s in ids if s not in present]
-        candidates += self._retriever.fetch(
-            session,
-            request.query,
-            retrieved.query_embedding,
-            list(dict.fromkeys(unseen)),
-            namespace_ids,
-            scope,
-            [MemoryStatus.ACTIVE, MemoryStatus.ARCHIVED],
-        )
-        metrics.lap("sql")  # summaries' sources, scored as candidates
+        links = _summary_links(session, summaries, [c.memory.id for c in candidates])
+        metrics.lap("sql")  # which candidates condense which
         options = request.ranking
         if options.min_relevance is None:
             options = options.model_copy(update={"min_relevance": CONTEXT_MIN_RELEVANCE})
@@ -308,7 +368,7 @@ class ContextService:
             )
             for r in rejected
         ]
-        return ranked, dropped, _summary_conflicts(sources)
+        return ranked, dropped, _summary_conflicts(links)
 
 
 # Written as the partial index `ix_memory_user_facts` (migration m0009) states it, with a literal
@@ -339,18 +399,48 @@ def _facts_statement(shape: ScopeShape) -> sa.Select[Any]:
     )
 
 
-def _summary_conflicts(sources: dict[str, list[str]]) -> dict[str, frozenset[str]]:
+_LINKS = MemoryLink.__table__  # type: ignore[attr-defined]
+_LINKS_AMONG = sa.select(_LINKS.c.summary_id, _LINKS.c.source_id).where(
+    _LINKS.c.summary_id.in_(sa.bindparam("summary_ids", expanding=True)),
+    _LINKS.c.source_id.in_(sa.bindparam("candidate_ids", expanding=True)),
+)
+
+
+def _summary_links(
+    session: Session, summary_ids: Sequence[str], candidate_ids: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(summary, source) links between the candidates: one read of at most a pool's worth of
+    primary-key lookups, whatever the number of sources behind each summary."""
+    if not summary_ids:
+        return []
+    parameters = {"summary_ids": list(summary_ids), "candidate_ids": list(candidate_ids)}
+    return [(str(row[0]), str(row[1])) for row in rows(session, _LINKS_AMONG, parameters)]
+
+
+def _summary_conflicts(links: Sequence[tuple[str, str]]) -> dict[str, frozenset[str]]:
     """A summary excludes its sources and each source excludes its summaries."""
     conflicts: dict[str, set[str]] = {}
-    for summary_id, source_ids in sources.items():
-        conflicts.setdefault(summary_id, set()).update(source_ids)
-        for source_id in source_ids:
-            conflicts.setdefault(source_id, set()).add(summary_id)
+    for summary_id, source_id in links:
+        conflicts.setdefault(summary_id, set()).add(source_id)
+        conflicts.setdefault(source_id, set()).add(summary_id)
     return {key: frozenset(value) for key, value in conflicts.items()}
 
 
 def _score(scored: _Scored) -> float | None:
     return round(scored.ranked.score, 6) if scored.ranked is not None else None
+
+
+def _task_item(task: Task, tokens: int) -> ContextItem:
+    return ContextItem(
+        id=task.id,
+        namespace_id=task.namespace_id,
+        kind="task",
+        tier="tasks",
+        created_at=task.created_at,
+        tokens=tokens,
+        score=None,
+        components=None,
+    )
 
 
 def _item(scored: _Scored, tier: str, tokens: int) -> ContextItem:

@@ -1,4 +1,5 @@
-"""The event log: an append-only record of what happened to memories and grants, and its readers.
+"""The event log: an append-only record of what happened to memories, tasks and grants, and its
+readers.
 
 Writers call `append_events` inside the transaction of the change an event records, so a rolled
 back change leaves no event and a committed one always has its event. Events carry ids, kinds, keys
@@ -42,6 +43,15 @@ class EventType(StrEnum):
     DELETED = "deleted"
     SHARED = "shared"
     REVOKED = "revoked"
+    TASK_CREATED = "task_created"
+    TASK_UPDATED = "task_updated"
+    TASK_STARTED = "task_started"
+    TASK_PAUSED = "task_paused"
+    TASK_COMPLETED = "task_completed"
+    TASK_FAILED = "task_failed"
+    TASK_CANCELLED = "task_cancelled"
+    TASK_REOPENED = "task_reopened"
+    TASK_DELETED = "task_deleted"
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class PendingEvent:
     namespace_id: str
     memory_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    task_id: str | None = None
 
 
 def append_events(session: Session, actor: Actor, events: Sequence[PendingEvent]) -> None:
@@ -83,6 +94,7 @@ def append_events(session: Session, actor: Actor, events: Sequence[PendingEvent]
             "type": event.type.value,
             "namespace_id": event.namespace_id,
             "memory_id": event.memory_id,
+            "task_id": event.task_id,
             "actor": actor.name,
             "agent_id": actor.agent_id,
             "key_id": actor.key_id,

@@ -2,7 +2,9 @@
 
 A file is a `header` line (format and version, the namespace, the embedding model), one `memory`
 record per memory (the API's memory shape, optionally with its `embedding`), one `link` record per
-provenance link (`summary_id`, `source_id`), and an `end` record with the counts. `parse_import`
+provenance link (`summary_id`, `source_id`), one `task` record per task (the API's task shape,
+parents before their subtasks), and an `end` record with the counts (`tasks` is absent from
+files written before tasks existed: 0). `parse_import`
 validates a whole file before anything is stored: any bad line is a 400 that names it.
 """
 
@@ -26,7 +28,18 @@ from pydantic import (
 from ..errors import BadRequest, MemoryServerError
 from ..models import Memory
 from ..safe_json import MetadataLimits, find_text_problem
-from ..schemas import Kind, MemoryKey, MemoryPublic, MemoryStatus, Role, ScopeId, Tag
+from ..schemas import (
+    Kind,
+    MemoryKey,
+    MemoryPublic,
+    MemoryStatus,
+    Role,
+    ScopeId,
+    Tag,
+    TaskPriority,
+    TaskStatus,
+    TaskTitle,
+)
 from .memories import MESSAGE_KIND, content_hash
 
 EXPORT_FORMAT = "memory-server/export"
@@ -79,6 +92,32 @@ class MemoryRecord(BaseModel):
     )(_aware)
 
 
+class TaskRecord(BaseModel):
+    """One task of an import file. `namespace_id` is ignored (the import's namespace is used)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")]
+    agent_id: str = Field(min_length=1, max_length=40)
+    author_agent_id: str | None = Field(default=None, max_length=40)
+    user_id: ScopeId | None = None
+    thread_id: ScopeId | None = None
+    parent_task_id: str | None = Field(default=None, max_length=40)
+    title: TaskTitle
+    description: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    priority: TaskPriority = 0
+    status: TaskStatus = TaskStatus.PENDING
+    result: Any = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    version: int = Field(default=1, ge=1)
+
+    _aware_times = field_validator("created_at", "updated_at", "started_at", "finished_at")(_aware)
+
+
 class _Header(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -99,6 +138,7 @@ class _Trailer(BaseModel):
 
     memories: int
     links: int
+    tasks: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +148,12 @@ class ImportedMemory:
     embedding: list[float] | None
 
 
+@dataclass(frozen=True)
+class ImportedTask:
+    line: int
+    record: TaskRecord
+
+
 @dataclass
 class ImportFile:
     """A parsed, validated import file."""
@@ -115,6 +161,7 @@ class ImportFile:
     embedding_model: str | None
     memories: list[ImportedMemory] = field(default_factory=list)
     links: list[tuple[int, str, str]] = field(default_factory=list)
+    tasks: list[ImportedTask] = field(default_factory=list)
 
 
 def _bad_line(
@@ -135,6 +182,7 @@ def parse_import(
     lines = body.split(b"\n")
     parsed: ImportFile | None = None
     seen_ids: dict[str, int] = {}
+    seen_tasks: dict[str, int] = {}
     trailer: tuple[int, _Trailer] | None = None
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -187,6 +235,15 @@ def parse_import(
             elif kind == "link":
                 link = _Link.model_validate(item)
                 parsed.links.append((number, link.summary_id, link.source_id))
+            elif kind == "task":
+                task = TaskRecord.model_validate(item.get("task"))
+                _check_task(number, task, max_content_chars, metadata_limits)
+                if task.id in seen_tasks:
+                    raise _bad_line(
+                        number, f"task {task.id!r} already appeared on line {seen_tasks[task.id]}"
+                    )
+                seen_tasks[task.id] = number
+                parsed.tasks.append(ImportedTask(number, task))
             elif kind == "end":
                 trailer = (number, _Trailer.model_validate(item))
             else:
@@ -194,7 +251,7 @@ def parse_import(
         except ValidationError as exc:
             first = exc.errors()[0]
             where = [str(part) for part in first["loc"]]
-            loc = (["memory", *where] if kind == "memory" else where) or []
+            loc = ([kind, *where] if kind in ("memory", "task") else where) or []
             raise _bad_line(
                 number, f"{'.'.join(loc) or 'record'}: {first['msg']}", loc, first["type"]
             ) from None
@@ -204,11 +261,14 @@ def parse_import(
         )
     if trailer is not None:
         number, end = trailer
-        if (end.memories, end.links) != (len(parsed.memories), len(parsed.links)):
+        announced = (end.memories, end.links, end.tasks)
+        held = (len(parsed.memories), len(parsed.links), len(parsed.tasks))
+        if announced != held:
             raise _bad_line(
                 number,
-                f"the file ends with {end.memories} memories and {end.links} links announced, but "
-                f"holds {len(parsed.memories)} and {len(parsed.links)}: it was cut or edited",
+                f"the file ends with {end.memories} memories, {end.links} links and {end.tasks} "
+                f"tasks announced, but holds {held[0]}, {held[1]} and {held[2]}: it was cut or "
+                "edited",
             )
     _check_slots(parsed)
     return parsed
@@ -225,6 +285,23 @@ def _check_memory(line: int, record: MemoryRecord, max_content_chars: int) -> No
         raise _bad_line(line, "a message needs a role and no key", ["memory", "kind"])
     if record.kind != MESSAGE_KIND and record.role is not None:
         raise _bad_line(line, "role is only for kind 'message'", ["memory", "role"])
+
+
+def _check_task(
+    line: int, record: TaskRecord, max_content_chars: int, metadata_limits: MetadataLimits
+) -> None:
+    if record.description is not None and len(record.description) > max_content_chars:
+        raise _bad_line(
+            line,
+            f"description has {len(record.description)} characters; the limit is "
+            f"{max_content_chars}",
+            ["task", "description"],
+        )
+    for name, value in (("context", record.context), ("result", record.result)):
+        try:
+            metadata_limits.check(value, f"The task's {name}")
+        except MemoryServerError as exc:
+            raise _bad_line(line, exc.detail, ["task", name]) from None
 
 
 def _check_slots(parsed: ImportFile) -> None:
@@ -250,3 +327,15 @@ def _check_slots(parsed: ImportFile) -> None:
                     item.line, f"the same active {r.kind} as line {texts[dedup]} in one scope"
                 )
             texts[dedup] = item.line
+    running: dict[tuple[str, str], int] = {}
+    for task in parsed.tasks:
+        t = task.record
+        if t.status != TaskStatus.IN_PROGRESS:
+            continue
+        lane = (t.agent_id, t.thread_id or "")
+        if lane in running:
+            raise _bad_line(
+                task.line,
+                f"a second task in progress for one agent and thread (line {running[lane]})",
+            )
+        running[lane] = task.line

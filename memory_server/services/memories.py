@@ -797,16 +797,3 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidRequest(
             "cursor is not one this server issued.", code="invalid_cursor"
         ) from None
-
-
-def summary_sources(session: Session, summary_ids: Sequence[str]) -> dict[str, list[str]]:
-    """The direct sources of each summary in `summary_ids` (for context to de-duplicate)."""
-    if not summary_ids:
-        return {}
-    rows = session.exec(
-        select(MemoryLink).where(col(MemoryLink.summary_id).in_(list(summary_ids)))
-    ).all()
-    sources: dict[str, list[str]] = {}
-    for link in rows:
-        sources.setdefault(link.summary_id, []).append(link.source_id)
-    return sources

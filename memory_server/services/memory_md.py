@@ -1,16 +1,28 @@
-"""`memory.md`: a namespace as a page people read (facts by key, memories by date, summaries)."""
+"""`memory.md`: a namespace as a page people read (a TODO list of its tasks, facts by key,
+memories by date, summaries)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
 
-from ..models import Memory, Namespace
-from ..schemas import MemoryStatus
+from ..models import Memory, Namespace, Task
+from ..schemas import MemoryStatus, TaskStatus
+
+# The TODO section's parts, in order, and the statuses each lists.
+TODO_PARTS = (
+    ("In progress", (TaskStatus.IN_PROGRESS,)),
+    ("Open", (TaskStatus.PENDING, TaskStatus.FAILED)),
+    ("Done", (TaskStatus.COMPLETED, TaskStatus.CANCELLED)),
+)
 
 
 def render_markdown(
-    namespace: Namespace, rows: list[Memory], sources: dict[str, list[str]], now: datetime
+    namespace: Namespace,
+    rows: list[Memory],
+    sources: dict[str, list[str]],
+    now: datetime,
+    tasks: list[Task] | None = None,
 ) -> Iterator[str]:
     """The page, a piece at a time; `sources` maps each summary to the ids it was made from."""
     by_id = {m.id: m for m in rows}
@@ -25,6 +37,7 @@ def render_markdown(
     )
     if namespace.description:
         yield f"{namespace.description}\n\n"
+    yield from _todo(tasks or [])
     yield "## Facts by key\n\n"
     if not keyed:
         yield "_None._\n\n"
@@ -72,6 +85,47 @@ def render_markdown(
                     f"{_text(source, 120)}\n"
                 )
         yield "\n"
+
+
+def _todo(tasks: list[Task]) -> Iterator[str]:
+    """The tasks as a TODO.md: in progress, open (pending by priority, then failed), done."""
+    yield "## TODO\n\n"
+    if not tasks:
+        yield "_None._\n\n"
+        return
+    for title, statuses in TODO_PARTS:
+        wanted = {s.value for s in statuses}
+        part = sorted(
+            (t for t in tasks if t.status in wanted),
+            key=lambda t: (t.status != statuses[0].value, -t.priority, t.created_at, t.id),
+        )
+        yield f"### {title}\n\n"
+        if not part:
+            yield "_None._\n\n"
+            continue
+        for task in part:
+            yield f"- {_task_line(task)}\n"
+        yield "\n"
+
+
+def _task_line(task: Task) -> str:
+    box = {"completed": "[x]", "cancelled": "[-]"}.get(task.status, "[ ]")
+    title = " ".join(task.title.split())
+    facts = [f"agent {task.agent_id}"]
+    if task.thread_id:
+        facts.append(f"thread {task.thread_id}")
+    if task.priority:
+        facts.append(f"priority {task.priority}")
+    if task.status == TaskStatus.IN_PROGRESS and task.started_at is not None:
+        facts.append(f"since {task.started_at:%Y-%m-%d %H:%M}")
+    elif task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+        facts.append(task.status)
+    if task.finished_at is not None and task.status == TaskStatus.COMPLETED:
+        facts.append(f"done {task.finished_at:%Y-%m-%d %H:%M}")
+    line = f"{box} **{title}** ({', '.join(facts)}, `{task.id}`)"
+    if task.description:
+        line += f": {' '.join(task.description.split())[:200]}"
+    return line
 
 
 def _text(memory: Memory, limit: int | None = None) -> str:

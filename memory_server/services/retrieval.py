@@ -13,7 +13,7 @@ from .. import metrics
 from ..embeddings import QueryEmbedder
 from ..errors import StoreUnavailable
 from ..filters import Scope, vector_where
-from ..keyword import keyword_matches, keyword_search
+from ..keyword import keyword_matches
 from ..ranking import Candidate
 from ..records import MemoryRecord
 from ..schemas import MemoryFilters, MemoryStatus
@@ -50,9 +50,12 @@ class Retriever:
         pool: int,
         *,
         query_embedding: Future[list[float]] | None = None,
+        summarized: bool = False,
     ) -> Retrieved:
         """Up to `pool` dense and `pool` keyword candidates (merged), each checked against SQL
-        in `session` (the caller's read, which every tier of a context shares).
+        in `session` (the caller's read, which every tier of a context shares). With
+        `summarized`, the archived sources of summaries in scope are candidates like any
+        memory (`Scope.of`), found by their own relevance.
 
         The keyword search, and the reading of its matches' rows, run while the query is
         embedded. The index is then asked for twice the dense pool with no filter at all (a
@@ -62,7 +65,7 @@ class Retriever:
         """
         pending = query_embedding or self._queries.submit(query)
         dense_pool = pool * 4 if filters.tags else pool  # tags are only checked in SQL
-        scope = Scope.of(namespace_ids, filters, statuses)
+        scope = Scope.of(namespace_ids, filters, statuses, summarized=summarized)
         in_memory = self._vectors.vectors_in_memory(namespace_ids)
         # keyword matches met the scope in their query: their rows need no other check
         matches = keyword_matches(session, query, scope, pool)
@@ -78,7 +81,9 @@ class Retriever:
             session, hits, dense_pool, keyword, scope, in_memory
         )
         if len(dense_hits) < dense_pool and len(hits) == 2 * dense_pool:
-            where = vector_where(filters, statuses)
+            # the index cannot tell a summary's source: it is asked for every archived memory
+            wanted = [*statuses, MemoryStatus.ARCHIVED] if summarized else statuses
+            where = vector_where(filters, wanted)
             hits = self._nearest(embedding, dense_pool, namespace_ids, where)
             dense_hits, more_rows, more_stored = self._hits_in_scope(
                 session, hits, dense_pool, keyword, scope, in_memory
@@ -144,25 +149,6 @@ class Retriever:
             return self._vectors.query(embedding, k, namespace_ids, where)
         except Exception as exc:
             raise StoreUnavailable("The vector index is unavailable; retry later.") from exc
-
-    def fetch(
-        self,
-        session: Session,
-        query: str,
-        query_embedding: Sequence[float],
-        ids: Sequence[str],
-        namespace_ids: Sequence[str],
-        filters: MemoryFilters,
-        statuses: Sequence[MemoryStatus],
-    ) -> list[Candidate]:
-        """Named memories as candidates for `query`, scored like retrieved ones (if in scope)."""
-        if not ids:
-            return []
-        scope = Scope.of(namespace_ids, filters, statuses)
-        keyword = dict(keyword_search(session, query, scope, len(ids), ids))
-        in_memory = self._vectors.vectors_in_memory(namespace_ids)
-        rows, stored = memories_in_scope(session, ids, scope, self._embedding_model, in_memory)
-        return self._candidates(rows, stored, query_embedding, keyword, {})
 
     def _candidates(
         self,

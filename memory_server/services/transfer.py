@@ -1,5 +1,9 @@
 """Export and import: a namespace as JSONL (for machines, and back in) or Markdown (for people).
 
+Tasks travel with the memories: the JSONL carries each one (parents first), the Markdown page a
+TODO section, and an import restores them under the same rules as memories (identical: skipped;
+different: a conflict), keeping the one-task-in-progress rule of the namespace it lands in.
+
 The file format is in `export_format.py`, the Markdown page in `memory_md.py`. Import takes a JSONL
 export into a namespace the caller may write, keeping ids, versions, states and timestamps. It is
 idempotent: a record already stored identically is skipped, a different one is reported as a
@@ -25,8 +29,8 @@ from ..config import Settings
 from ..db import Database
 from ..embeddings import Embedder
 from ..errors import Conflict
-from ..models import Memory, MemoryLink, MemoryTag, Namespace, utcnow
-from ..schemas import MemoryStatus
+from ..models import Memory, MemoryLink, MemoryTag, Namespace, Task, utcnow
+from ..schemas import MemoryStatus, TaskStatus
 from ..tokens import count_tokens
 from ..vectors import VectorStore
 from .events import Actor, EventType, PendingEvent
@@ -35,12 +39,14 @@ from .export_format import (
     EXPORT_VERSION,
     ImportFile,
     MemoryRecord,
+    TaskRecord,
     memory_record,
     parse_import,
 )
 from .indexing import vector_record
 from .memories import MESSAGE_KIND, MemoryService, content_hash
 from .memory_md import render_markdown
+from .tasks import task_record
 
 PAGE_SIZE = 500
 EMBED_BATCH = 256
@@ -64,6 +70,8 @@ class ImportOutcome:
     links_created: int
     links_skipped: int
     conflicts: list[ImportConflictItem]
+    tasks_created: int = 0
+    tasks_skipped: int = 0
 
 
 class TransferService:
@@ -109,7 +117,7 @@ class TransferService:
             "exported_at": utcnow().isoformat(),
         }
         yield _line(header)
-        memories = links = 0
+        memories = links = tasks = 0
         exported: set[str] = set()
         with self._db.snapshot() as session:
             for page in _memory_pages(session, namespace.id):
@@ -131,7 +139,10 @@ class TransferService:
                     yield _line(
                         {"type": "link", "summary_id": link.summary_id, "source_id": link.source_id}
                     )
-        yield _line({"type": "end", "memories": memories, "links": links})
+            for task in _tasks(session, namespace.id):
+                tasks += 1
+                yield _line({"type": "task", "task": task_record(task)})
+        yield _line({"type": "end", "memories": memories, "links": links, "tasks": tasks})
 
     def markdown(self, namespace: Namespace) -> Iterator[str]:
         """A readable `memory.md`: facts by key (with their history), memories by date, summaries
@@ -141,7 +152,8 @@ class TransferService:
             sources: dict[str, list[str]] = {}
             for link in _links(session, namespace.id):
                 sources.setdefault(link.summary_id, []).append(link.source_id)
-        yield from render_markdown(namespace, rows, sources, utcnow())
+            tasks = _tasks(session, namespace.id)
+        yield from render_markdown(namespace, rows, sources, utcnow(), tasks)
 
     # ---- import ------------------------------------------------------------------------------
 
@@ -169,6 +181,24 @@ class TransferService:
                 )
                 session.flush()
                 links_created, links_skipped = self._link(session, namespace_id, parsed, outcome)
+                new_tasks = self._plan_tasks(session, namespace_id, parsed, outcome)
+                session.add_all(new_tasks)
+                session.flush()
+                ops.events.extend(
+                    PendingEvent(
+                        EventType.TASK_CREATED,
+                        namespace_id,
+                        details={
+                            "status": task.status,
+                            "version": task.version,
+                            "agent_id": task.agent_id,
+                            "thread_id": task.thread_id,
+                            "via": "import",
+                        },
+                        task_id=task.id,
+                    )
+                    for task in new_tasks
+                )
                 for memory, _ in new:
                     embedding = (
                         embeddings.get(memory.id) or self._embedder.embed([memory.content])[0]
@@ -201,6 +231,8 @@ class TransferService:
             links_created=links_created,
             links_skipped=links_skipped,
             conflicts=outcome.conflicts,
+            tasks_created=len(new_tasks),
+            tasks_skipped=outcome.tasks_skipped,
         )
 
     def _embeddings(self, parsed: ImportFile, wanted: set[str]) -> dict[str, list[float]]:
@@ -297,6 +329,48 @@ class TransferService:
             covers_to=r.covers_to,
         )
 
+    def _plan_tasks(
+        self, session: Session, namespace_id: str, parsed: ImportFile, plan: _Plan
+    ) -> list[Task]:
+        """The file's tasks to store: not those already there identically (skipped), nor those
+        that differ from a stored one, whose parent is missing, or that would be a second task in
+        progress in their lane (conflicts). File order: parents come before their subtasks."""
+        ids = [t.record.id for t in parsed.tasks]
+        stored = {
+            t.id: t
+            for chunk in _chunks(ids)
+            for t in session.exec(select(Task).where(col(Task.id).in_(chunk))).all()
+        }
+        present: set[str] = set()
+        new: list[Task] = []
+        for item in parsed.tasks:
+            task = _to_task(item.record, namespace_id)
+            current = stored.get(task.id)
+            reason = None
+            if current is not None:
+                if current.namespace_id != namespace_id:
+                    reason = "the id is taken in another namespace"
+                elif _same_task(current, task):
+                    plan.tasks_skipped += 1
+                    present.add(task.id)
+                    continue
+                else:
+                    reason = (
+                        f"a different version of this task is stored (version {current.version})"
+                    )
+            elif task.parent_task_id is not None and not _parent_present(
+                session, namespace_id, task.parent_task_id, present
+            ):
+                reason = "its parent task is neither in the file before it nor in the namespace"
+            elif task.status == TaskStatus.IN_PROGRESS and (holder := _running(session, task, new)):
+                reason = f"task {holder} is already in progress for its agent and thread"
+            if reason is not None:
+                plan.conflict(item.line, "task", task.id, reason)
+                continue
+            new.append(task)
+            present.add(task.id)
+        return new
+
     def _link(
         self, session: Session, namespace_id: str, parsed: ImportFile, plan: _Plan
     ) -> tuple[int, int]:
@@ -339,9 +413,70 @@ class TransferService:
         return created, skipped
 
 
+def _to_task(r: TaskRecord, namespace_id: str) -> Task:
+    return Task(
+        id=r.id,
+        namespace_id=namespace_id,
+        agent_id=r.agent_id,
+        author_agent_id=r.author_agent_id,
+        user_id=r.user_id,
+        thread_id=r.thread_id,
+        parent_task_id=r.parent_task_id,
+        title=r.title,
+        description=r.description,
+        context=r.context,
+        priority=r.priority,
+        status=r.status.value,
+        result=r.result,
+        created_at=r.created_at,
+        updated_at=r.updated_at or r.created_at,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+        version=r.version,
+    )
+
+
+def _same_task(stored: Task, imported: Task) -> bool:
+    left, right = task_record(stored), task_record(imported)
+    left.pop("namespace_id")
+    right.pop("namespace_id")
+    return left == right
+
+
+def _parent_present(session: Session, namespace_id: str, parent_id: str, present: set[str]) -> bool:
+    if parent_id in present:
+        return True
+    parent = session.get(Task, parent_id)
+    return parent is not None and parent.namespace_id == namespace_id
+
+
+def _running(session: Session, task: Task, new: Sequence[Task]) -> str | None:
+    """The task in progress in `task`'s lane of the namespace (stored, or earlier in the file)."""
+    for other in new:
+        if other.status == TaskStatus.IN_PROGRESS and (other.agent_id, other.thread_id) == (
+            task.agent_id,
+            task.thread_id,
+        ):
+            return other.id
+    same_thread = (
+        col(Task.thread_id).is_(None)
+        if task.thread_id is None
+        else col(Task.thread_id) == task.thread_id
+    )
+    return session.exec(
+        select(Task.id).where(
+            col(Task.namespace_id) == task.namespace_id,
+            col(Task.agent_id) == task.agent_id,
+            same_thread,
+            col(Task.status) == TaskStatus.IN_PROGRESS.value,
+        )
+    ).first()
+
+
 @dataclass
 class _Plan:
     skipped: int = 0
+    tasks_skipped: int = 0
     present: set[str] = field(default_factory=set)
     conflicts: list[ImportConflictItem] = field(default_factory=list)
 
@@ -430,6 +565,17 @@ def _memory_pages(session: Session, namespace_id: str) -> Iterator[list[Memory]]
         if len(page) < PAGE_SIZE:
             return
         last = (page[-1].created_at, page[-1].id)
+
+
+def _tasks(session: Session, namespace_id: str) -> list[Task]:
+    """The namespace's tasks, oldest first: a parent always before its subtasks."""
+    return list(
+        session.exec(
+            select(Task)
+            .where(col(Task.namespace_id) == namespace_id)
+            .order_by(col(Task.created_at), col(Task.id))
+        ).all()
+    )
 
 
 def _links(session: Session, namespace_id: str) -> list[MemoryLink]:

@@ -408,11 +408,29 @@ def test_context_validation(make_agent) -> None:
         min_size=1,
         max_size=40,
     ).filter(str.strip),
+    # the workflow tier: the first task in progress (with its context), the rest pending
+    tasks=st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=120
+        ).filter(str.strip),
+        max_size=4,
+    ),
+    task_share=st.floats(min_value=0, max_value=2),
 )
 def test_context_endpoint_never_exceeds_the_budget(
-    make_agent, contents: list[str], budget: int, model: str, query: str
+    make_agent,
+    contents: list[str],
+    budget: int,
+    model: str,
+    query: str,
+    tasks: list[str],
+    task_share: float,
 ) -> None:
     agent = make_agent()
+    for i, title in enumerate(tasks):
+        started = {"status": "in_progress", "context": {"step": title}} if i == 0 else {}
+        task = {"title": title, "description": title * 3, "thread_id": "t", **started}
+        assert agent.client.post("/v1/tasks", json=task).status_code == 201
     _write(
         agent.client,
         [
@@ -435,11 +453,13 @@ def test_context_endpoint_never_exceeds_the_budget(
             "thread_id": "t",
             "user_id": "u",
             "ranking": {"min_relevance": 0},
+            "tiers": {"tasks": task_share},
         },
     )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["tokens_used"] == count_tokens(body["context"], model) <= budget
+    assert {i["tier"] for i in body["items"] if i["kind"] == "task"} <= {"tasks"}
 
 
 def test_context_calls_take_turns_beyond_read_concurrency_with_queries_embedded_meanwhile(

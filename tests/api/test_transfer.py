@@ -167,7 +167,7 @@ def test_export_wipe_import_restores_every_memory_link_and_version(
     assert (header["embedding_model"], header["embedding_dimension"]) == (EMBEDDING_MODEL, 384)
     assert datetime.fromisoformat(header["exported_at"]) <= datetime.now(UTC)
     memories, links = _comparable(records)
-    assert end == {"type": "end", "memories": len(memories), "links": len(links)}
+    assert end == {"type": "end", "memories": len(memories), "links": len(links), "tasks": 0}
     assert len(memories) == 3 + 5 + 1 + 3 and len(links) == 5
     assert {m["status"] for m in memories} == {"active", "archived", "superseded"}
     assert all(len(r["embedding"]) == 384 for r in records if r["type"] == "memory")
@@ -186,6 +186,8 @@ def test_export_wipe_import_restores_every_memory_link_and_version(
             "skipped": 0,
             "links_created": len(links),
             "links_skipped": 0,
+            "tasks_created": 0,
+            "tasks_skipped": 0,
             "conflicts": [],
         }
         again = _comparable(_records(_export(target, target_ns).text))
@@ -479,6 +481,6 @@ def test_an_export_is_one_snapshot_while_others_write(
     memories = [r["memory"] for r in read if r["type"] == "memory"]
     assert [m["id"] for m in memories] == ids
     assert [m["content"] for m in memories] == ["memory 0", "memory 1", "memory 2"]
-    assert read[-1] == {"type": "end", "memories": 3, "links": 0}
+    assert read[-1] == {"type": "end", "memories": 3, "links": 0, "tasks": 0}
     after = [r["memory"] for r in _records(_export(agent.client, agent.namespace_id).text)[1:-1]]
     assert {m["content"] for m in after} == {"memory 0", "edited during", "added during"}

@@ -111,6 +111,10 @@ assert ranked[["score", *COMPONENTS]].notna().all().all(), ranked
 assert items.content.notna().all()
 assert {"over_budget", "duplicate"} <= set(dropped.reason)
 assert headers > 0 and unused >= 0  # items' own tokens never exceed what the context used
+assert list(tasks.status) == ["in_progress", "pending", "pending"]
+served = [i.id for i in resumed.items if i.tier == "tasks"]
+assert served[0] == lamp.id and set(served) <= {t.id for t in planned}
+assert resumed.tokens_used <= BUDGET
 """,
     )
     assert "demo-" in _html(_cell(notebook, "namespaces"))
@@ -120,6 +124,8 @@ assert headers > 0 and unused >= 0  # items' own tokens never exceed what the co
     assert "<th>reason</th>" in _html(_cell(notebook, "context-dropped"))
     assert "## Relevant memories" in _stdout(_cell(notebook, "context"))
     assert len(_images(_cell(notebook, "budget-chart"))) == 1
+    assert _stdout(_cell(notebook, "tasks")).startswith("## Tasks\n[in progress since")
+    assert "<th>status</th>" in _html(_cell(notebook, "tasks"))
 
 
 def test_summaries_condense_the_old_sessions_and_draw_a_provenance_tree(run_notebook: Run) -> None:

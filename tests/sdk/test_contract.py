@@ -47,6 +47,8 @@ from memory_client import (
     ScoreComponents,
     SummaryGroupPlan,
     SummaryRunPublic,
+    TaskPublic,
+    TaskStatus,
     TierShares,
     UnprocessableEntityError,
     UserForgotten,
@@ -656,3 +658,35 @@ def test_health_and_readiness(server: Any, sdk: Sdk) -> None:
     ready = client.ready()
     assert ready.status == "ok"
     assert ready.checks == {"sql": "ok", "vector_store": "ok"}
+
+
+def test_tasks_plan_start_complete_and_resume(server: Any, sdk: Sdk, make_agent: Any) -> None:
+    agent = make_agent()
+    client = sdk(server.url, agent.key)
+    plan = client.create_task("Plan the trip", thread_id="t", idempotency_key="plan-once")
+    replay = client.create_task("Plan the trip", thread_id="t", idempotency_key="plan-once")
+    assert isinstance(plan, TaskPublic) and replay.id == plan.id
+    running = client.create_task("Book it", thread_id="t", status="in_progress", context={"n": 1})
+    assert running.status == TaskStatus.IN_PROGRESS and running.context == {"n": 1}
+
+    with pytest.raises(ConflictError) as held:
+        client.update_task(plan.id, version=plan.version, status="in_progress")
+    assert held.value.code == "another_task_in_progress"
+    assert held.value.body["task"]["id"] == running.id
+
+    done = client.update_task(running.id, version=1, status="completed", result={"ok": True})
+    again = client.update_task(running.id, version=1, status="completed", result={"ok": True})
+    assert again == done and done.version == 2 and done.result == {"ok": True}
+    with pytest.raises(ConflictError) as final:
+        client.update_task(running.id, version=2, status="in_progress")
+    assert final.value.code == "invalid_task_transition"
+
+    assert [t.id for t in client.list_tasks(thread_id="t", statuses=["pending"]).data] == [plan.id]
+    assert [t.id for t in client.iter_tasks(page_size=1)] == [plan.id, running.id]
+    context = client.context("what now?", budget_tokens=200, thread_id="t")
+    assert [i.id for i in context.items if i.tier == "tasks"] == [plan.id]
+    assert client.get_task(plan.id).title == "Plan the trip"
+    edited = client.update_task(plan.id, version=1, description="Two nights", priority=2)
+    assert (edited.description, edited.priority, edited.version) == ("Two nights", 2, 2)
+    assert client.update_task(plan.id, version=2, description=None).description is None
+    assert client.delete_task(plan.id).id == plan.id

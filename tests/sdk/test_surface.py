@@ -111,6 +111,11 @@ EXPECTED_EXPORTS = {
     "ImportConflict",
     "ImportResult",
     "Health",
+    "TaskStatus",
+    "TaskPublic",
+    "TasksPublic",
+    "TaskDeleted",
+    "TaskConflict",
 }
 
 # Public submodules: optional integrations, imported by name (`memory_client.langgraph` needs the

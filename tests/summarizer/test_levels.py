@@ -46,3 +46,40 @@ def test_summaries_are_condensed_again_and_trace_back_to_the_originals(make_agen
     assert set(deleted["also_deleted"]) == {first["summary_ids"][1], top_id}
     survivor = agent.client.get(f"/v1/memories/{first['summary_ids'][0]}").json()
     assert survivor["status"] == "archived"
+
+
+def test_context_reaches_the_originals_of_a_summary_of_summaries_only_through_it(
+    make_agent,
+) -> None:
+    agent = make_agent()
+    weeks = [
+        write_thread(agent.client, "offsite", start=LONG_AGO + timedelta(weeks=w)) for w in range(3)
+    ]
+    originals = {m["id"] for week in weeks for m in week}
+    first = run(agent.client, agent.namespace_id)["summary_ids"]
+    [top_id] = run(agent.client, agent.namespace_id)["summary_ids"]
+
+    body = agent.client.post(
+        "/v1/context",
+        json={
+            "query": "Which of us cannot eat gluten?",
+            "budget_tokens": 2000,
+            "ranking": {"min_relevance": 0},
+        },
+    ).json()
+    served = {item["id"] for item in body["items"]}
+    # the summaries the top one condensed are its sources, and may stand in for it; the entries
+    # under them are archived sources of archived summaries: out of scope
+    assert served & {top_id, *first}
+    assert not served & originals
+    assert not (top_id in served and served & set(first))
+    archived = agent.client.post(
+        "/v1/context",
+        json={
+            "query": "Which of us cannot eat gluten?",
+            "budget_tokens": 2000,
+            "include_archived": True,
+            "ranking": {"min_relevance": 0},
+        },
+    ).json()
+    assert {item["id"] for item in archived["items"]} & originals

@@ -51,6 +51,10 @@ from ._models import (
     ProvenancePublic,
     SearchResponse,
     SummaryRunPublic,
+    TaskDeleted,
+    TaskPublic,
+    TasksPublic,
+    TaskStatus,
     UserForgotten,
     WhoAmI,
 )
@@ -651,9 +655,15 @@ class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
         ranking: RankingLike | None = None,
         tiers: TiersLike | None = None,
         max_thread_messages: int | None = None,
+        include_tasks: bool | None = None,
+        max_pending_tasks: int | None = None,
         max_candidates: int | None = None,
     ) -> ContextResponse:
-        """What to know for `query`, packed into at most `budget_tokens` tokens of `model`."""
+        """What to know for `query`, packed into at most `budget_tokens` tokens of `model`.
+
+        With a `thread_id` (or `include_tasks=True`) it starts with the caller's task in progress
+        and its next pending tasks (the tier "tasks" in `items`).
+        """
         return await self._request(
             self._call_context(
                 query,
@@ -671,6 +681,137 @@ class AsyncMemoryClient(_BaseClient[httpx.AsyncClient]):
                 ranking=ranking,
                 tiers=tiers,
                 max_thread_messages=max_thread_messages,
+                include_tasks=include_tasks,
+                max_pending_tasks=max_pending_tasks,
                 max_candidates=max_candidates,
             )
         )
+
+    # ---- tasks -------------------------------------------------------------------------------
+
+    async def create_task(
+        self,
+        title: str,
+        *,
+        namespace_id: str | None = None,
+        description: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        parent_task_id: str | None = None,
+        status: TaskStatus | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskPublic:
+        """Plan a task for the calling agent, or start it at once (`status="in_progress"`).
+
+        ConflictError (`another_task_in_progress`, the holder in `error.body["task"]`) when the
+        agent already has a task in progress in that namespace and thread.
+        """
+        return await self._request(
+            self._call_create_task(
+                title,
+                namespace_id=namespace_id,
+                description=description,
+                context=context,
+                priority=priority,
+                user_id=user_id,
+                thread_id=thread_id,
+                parent_task_id=parent_task_id,
+                status=status,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def get_task(self, task_id: str) -> TaskPublic:
+        """One task by id."""
+        return await self._request(self._call_get_task(task_id))
+
+    async def list_tasks(
+        self,
+        *,
+        namespace_ids: StrOrList = None,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        statuses: StrOrList = None,
+        parent_task_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TasksPublic:
+        """One page of tasks, oldest first; pass `next_cursor` as `cursor` for the next."""
+        return await self._request(
+            self._call_list_tasks(
+                namespace_ids=namespace_ids,
+                agent_id=agent_id,
+                user_id=user_id,
+                thread_id=thread_id,
+                statuses=statuses,
+                parent_task_id=parent_task_id,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    async def iter_tasks(
+        self,
+        *,
+        namespace_ids: StrOrList = None,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        thread_id: str | None = None,
+        statuses: StrOrList = None,
+        parent_task_id: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[TaskPublic]:
+        """Every matching task, oldest first, fetching pages as the iteration reaches them."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_tasks(
+                namespace_ids=namespace_ids,
+                agent_id=agent_id,
+                user_id=user_id,
+                thread_id=thread_id,
+                statuses=statuses,
+                parent_task_id=parent_task_id,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for task in page.data:
+                yield task
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def update_task(
+        self,
+        task_id: str,
+        *,
+        version: int,
+        title: str | None = None,
+        description: str | NotGiven | None = NOT_GIVEN,
+        context: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        status: TaskStatus | str | None = None,
+        result: Any = NOT_GIVEN,
+    ) -> TaskPublic:
+        """Change a task still at `version` (else PreconditionFailedError); `status` moves it
+        along the allowed transitions (else ConflictError). Asking for what already is, such as
+        completing a completed task with the same `result`, returns it unchanged: safe to retry.
+        """
+        return await self._request(
+            self._call_update_task(
+                task_id,
+                version=version,
+                title=title,
+                description=description,
+                context=context,
+                priority=priority,
+                status=status,
+                result=result,
+            )
+        )
+
+    async def delete_task(self, task_id: str) -> TaskDeleted:
+        """Delete a task for good (ConflictError while it has subtasks)."""
+        return await self._request(self._call_delete_task(task_id))

@@ -67,6 +67,12 @@ from ._models import (
     SearchResponse,
     SummaryRunPublic,
     SummaryRunRequest,
+    TaskCreate,
+    TaskDeleted,
+    TaskPublic,
+    TasksPublic,
+    TaskStatus,
+    TaskUpdate,
     TierShares,
     UserForgotten,
     WhoAmI,
@@ -708,6 +714,8 @@ class _BaseClient(Generic[HttpClientT]):
         ranking: RankingLike | None,
         tiers: TiersLike | None,
         max_thread_messages: int | None,
+        include_tasks: bool | None,
+        max_pending_tasks: int | None,
         max_candidates: int | None,
     ) -> _Call[ContextResponse]:
         request = ContextRequest(
@@ -726,9 +734,110 @@ class _BaseClient(Generic[HttpClientT]):
             ranking=_as_model(RankingOptions, ranking),
             tiers=_as_model(TierShares, tiers),
             max_thread_messages=max_thread_messages,
+            include_tasks=include_tasks,
+            max_pending_tasks=max_pending_tasks,
             max_candidates=max_candidates,
         )
         return _Call("POST", "/v1/context", ContextResponse.model_validate, json=_dump(request))
+
+    # ---- calls: tasks --------------------------------------------------------------------------
+
+    def _call_create_task(
+        self,
+        title: str,
+        *,
+        namespace_id: str | None,
+        description: str | None,
+        context: Mapping[str, Any] | None,
+        priority: int | None,
+        user_id: str | None,
+        thread_id: str | None,
+        parent_task_id: str | None,
+        status: TaskStatus | str | None,
+        idempotency_key: str | None,
+    ) -> _Call[TaskPublic]:
+        task = TaskCreate(
+            title=title,
+            namespace_id=namespace_id,
+            description=description,
+            context=dict(context) if context is not None else None,
+            priority=priority,
+            user_id=user_id,
+            thread_id=thread_id,
+            parent_task_id=parent_task_id,
+            status=status,
+        )
+        return _Call(
+            "POST",
+            "/v1/tasks",
+            TaskPublic.model_validate,
+            json=_dump(task),
+            headers=_idempotency(idempotency_key),
+        )
+
+    def _call_list_tasks(
+        self,
+        *,
+        namespace_ids: StrOrList,
+        agent_id: str | None,
+        user_id: str | None,
+        thread_id: str | None,
+        statuses: StrOrList,
+        parent_task_id: str | None,
+        limit: int | None,
+        cursor: str | None,
+    ) -> _Call[TasksPublic]:
+        params = _query(
+            [
+                ("namespace_id", _as_list(namespace_ids)),
+                ("agent_id", agent_id),
+                ("user_id", user_id),
+                ("thread_id", thread_id),
+                ("status", _as_list(statuses)),
+                ("parent_task_id", parent_task_id),
+                ("limit", limit),
+                ("cursor", cursor),
+            ]
+        )
+        return _Call("GET", "/v1/tasks", TasksPublic.model_validate, params=params)
+
+    def _call_get_task(self, task_id: str) -> _Call[TaskPublic]:
+        return _Call("GET", f"/v1/tasks/{_seg(task_id)}", TaskPublic.model_validate)
+
+    def _call_update_task(
+        self,
+        task_id: str,
+        *,
+        version: int,
+        title: str | None,
+        description: str | NotGiven | None,
+        context: Mapping[str, Any] | None,
+        priority: int | None,
+        status: TaskStatus | str | None,
+        result: Any,
+    ) -> _Call[TaskPublic]:
+        given: dict[str, Any] = {
+            "title": title,
+            "context": dict(context) if context is not None else None,
+            "priority": priority,
+            "status": status,
+        }
+        fields = {name: value for name, value in given.items() if value is not None}
+        if not isinstance(description, NotGiven):
+            fields["description"] = description  # None clears it
+        if not isinstance(result, NotGiven):
+            fields["result"] = result
+        change = TaskUpdate(**fields)
+        return _Call(
+            "PATCH",
+            f"/v1/tasks/{_seg(task_id)}",
+            TaskPublic.model_validate,
+            json=_dump(change, explicit_nulls=True),
+            headers={"If-Match": f'"{int(version)}"'},
+        )
+
+    def _call_delete_task(self, task_id: str) -> _Call[TaskDeleted]:
+        return _Call("DELETE", f"/v1/tasks/{_seg(task_id)}", TaskDeleted.model_validate)
 
 
 def _no_body(_: Any) -> None:

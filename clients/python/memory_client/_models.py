@@ -34,6 +34,16 @@ class MemoryStatus(StrEnum):
     SUPERSEDED = "superseded"
 
 
+class TaskStatus(StrEnum):
+    """A task's state: pending, in_progress (one per agent and thread), or how it ended."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class GrantPermission(StrEnum):
     """What a grant lets another agent do in a namespace; `write` includes `read`."""
 
@@ -525,8 +535,10 @@ class Message(_Model):
 
 
 class TierShares(_Model):
-    """Shares of a context's budget per tier, in order; what one tier leaves flows to the next."""
+    """Shares of a context's budget per tier, in order; what one tier leaves flows to the next.
+    `tasks` counts only when the workflow tier has tasks to show."""
 
+    tasks: float | None = None
     thread: float | None = None
     facts: float | None = None
     memories: float | None = None
@@ -542,6 +554,8 @@ class ContextRequest(MemoryFilters):
     ranking: RankingOptions | None = None
     tiers: TierShares | None = None
     max_thread_messages: int | None = None
+    include_tasks: bool | None = None
+    max_pending_tasks: int | None = None
     max_candidates: int | None = None
 
 
@@ -616,14 +630,17 @@ class Health(_Model):
 class EventPublic(_Model):
     """One thing that happened in a namespace; never content.
 
-    `type` is created, updated, superseded, archived, summarized, deleted, shared or revoked;
-    `actor` an agent id, "admin" or "system"; `id` is the cursor to resume after.
+    `type` is created, updated, superseded, archived, summarized, deleted, shared or revoked,
+    or for a task (`task_id`) task_created, task_updated, task_started, task_paused,
+    task_completed, task_failed, task_cancelled, task_reopened or task_deleted; `actor` an agent
+    id, "admin" or "system"; `id` is the cursor to resume after.
     """
 
     id: int
     type: str
     namespace_id: str
     memory_id: str | None = None
+    task_id: str | None = None
     actor: str
     agent_id: str | None = None
     key_id: str | None = None
@@ -652,11 +669,86 @@ class ImportConflict(_Model):
 
 
 class ImportResult(_Model):
-    """What an import did: memories and links created or already there, and the conflicts."""
+    """What an import did: memories, links and tasks created or already there, and the
+    conflicts."""
 
     namespace_id: str
     created: int
     skipped: int
     links_created: int
     links_skipped: int
+    tasks_created: int = 0
+    tasks_skipped: int = 0
     conflicts: list[ImportConflict] = Field(default_factory=list)
+
+
+# ---- tasks ----------------------------------------------------------------------------------
+
+
+class TaskCreate(_Model):
+    """Body of `POST /v1/tasks`."""
+
+    namespace_id: str | None = None
+    title: str
+    description: str | None = None
+    context: dict[str, Any] | None = None
+    priority: int | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+    parent_task_id: str | None = None
+    status: TaskStatus | str | None = None
+
+
+class TaskUpdate(_Model):
+    """Body of `PATCH /v1/tasks/{task_id}`; only the fields set are sent."""
+
+    title: str | None = None
+    description: str | None = None
+    context: dict[str, Any] | None = None
+    priority: int | None = None
+    status: TaskStatus | str | None = None
+    result: Any = None
+
+
+class TaskPublic(_Model):
+    """A task: what an agent is doing or will do, its JSON `context`, and how it ended."""
+
+    id: str
+    namespace_id: str
+    agent_id: str
+    author_agent_id: str | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+    parent_task_id: str | None = None
+    title: str
+    description: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    priority: int = 0
+    status: TaskStatus | str
+    result: Any = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    version: int
+
+
+class TasksPublic(_Model):
+    """A page of tasks, oldest first; pass `next_cursor` as `cursor` for the next."""
+
+    data: list[TaskPublic]
+    next_cursor: str | None = None
+
+
+class TaskDeleted(_Model):
+    """A deleted task."""
+
+    id: str
+    namespace_id: str
+    deleted_at: datetime
+
+
+class TaskConflict(ErrorBody):
+    """A 409 on a task; for `another_task_in_progress`, `task` is the one holding the slot."""
+
+    task: TaskPublic | None = None

@@ -57,6 +57,12 @@ import type {
   StreamEventsParams,
   SummaryRunPublic,
   SummaryRunRequest,
+  TaskCreate,
+  TaskDeleted,
+  TaskPublic,
+  TasksPublic,
+  TaskUpdate,
+  ListTasksParams,
   UserForgotten,
   WhoAmI,
 } from "./models.js";
@@ -558,6 +564,68 @@ export class MemoryClient {
       `${lines.join("\n")}\n`,
     );
     return this.#send(prepared, options.signal, readJson<ImportResult>([]));
+  }
+
+  // ---- tasks ----------------------------------------------------------------------------------
+
+  /**
+   * Plan a task for the calling agent, or start it at once (`status: "in_progress"`).
+   * ConflictError `another_task_in_progress` (the holder in `body.task`) when the agent already
+   * has a task in progress in that namespace and thread.
+   */
+  createTask(
+    title: string,
+    fields: Omit<TaskCreate, "title"> = {},
+    options?: WriteOptions,
+  ): Promise<TaskPublic> {
+    return this.#json("post", "/v1/tasks", { body: { ...fields, title } }, options);
+  }
+
+  /** One task by id. */
+  getTask(taskId: string, options?: RequestOptions): Promise<TaskPublic> {
+    return this.#json("get", "/v1/tasks/{task_id}", { path: { task_id: taskId } }, options);
+  }
+
+  /** One page of tasks, oldest first; pass `next_cursor` as `cursor` for the next. */
+  listTasks(params: ListTasksParams = {}, options?: RequestOptions): Promise<TasksPublic> {
+    return this.#json("get", "/v1/tasks", { query: params }, options);
+  }
+
+  /** Every matching task, oldest first, fetching pages (of `limit`) as iteration needs. */
+  async *iterTasks(
+    params: Omit<ListTasksParams, "cursor"> = {},
+    options?: RequestOptions,
+  ): AsyncGenerator<TaskPublic> {
+    let cursor: string | null = null;
+    do {
+      const page = await this.listTasks({ ...params, cursor }, options);
+      yield* page.data;
+      cursor = page.next_cursor;
+    } while (cursor);
+  }
+
+  /**
+   * Change a task still at `version` (sent as `If-Match`), else PreconditionFailedError;
+   * `status` moves it along the allowed transitions, else ConflictError. Asking for what already
+   * is (completing a completed task with the same `result`) returns it unchanged: safe to retry.
+   */
+  updateTask(
+    taskId: string,
+    change: TaskUpdate & { version: number },
+    options?: RequestOptions,
+  ): Promise<TaskPublic> {
+    const { version, ...body } = change;
+    return this.#json(
+      "patch",
+      "/v1/tasks/{task_id}",
+      { path: { task_id: taskId }, body, headers: { "If-Match": `"${version}"` } },
+      options,
+    );
+  }
+
+  /** Delete a task for good (ConflictError while it has subtasks). */
+  deleteTask(taskId: string, options?: RequestOptions): Promise<TaskDeleted> {
+    return this.#json("delete", "/v1/tasks/{task_id}", { path: { task_id: taskId } }, options);
   }
 
   // ---- sending ---------------------------------------------------------------------------------

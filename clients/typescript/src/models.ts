@@ -56,6 +56,13 @@ export type SummaryFailure = Schemas["SummaryFailure"];
 export type SummaryGroupPlan = Schemas["SummaryGroupPlan"];
 export type SummaryRunPublic = Schemas["SummaryRunPublic"];
 export type SummaryRunRequest = Schemas["SummaryRunRequest"];
+export type TaskConflict = Schemas["TaskConflict"];
+export type TaskCreate = Schemas["TaskCreate"];
+export type TaskDeleted = Schemas["TaskDeleted"];
+export type TaskPublic = Schemas["TaskPublic"];
+export type TaskStatus = Schemas["TaskStatus"];
+export type TaskUpdate = Schemas["TaskUpdate"];
+export type TasksPublic = Schemas["TasksPublic"];
 export type TierShares = Schemas["TierShares"];
 export type UserForgotten = Schemas["UserForgotten"];
 export type WhoAmI = Schemas["WhoAmI"];
@@ -76,5 +83,7 @@ export type ListAuditEventsParams = QueryOf<"/v1/namespaces/{namespace_id}/audit
 export type ListEventsParams = QueryOf<"/v1/events">;
 /** Cursor and namespaces of `GET /v1/events/stream` (`streamEvents`). */
 export type StreamEventsParams = QueryOf<"/v1/events/stream">;
+/** Filters and paging of `GET /v1/tasks` (`listTasks`). */
+export type ListTasksParams = QueryOf<"/v1/tasks">;
 /** Format and embeddings of `GET /v1/export` (`export`), besides the namespace. */
 export type ExportParams = Omit<QueryOf<"/v1/export">, "namespace_id">;

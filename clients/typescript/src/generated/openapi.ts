@@ -575,6 +575,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Tasks
+         * @description Tasks the caller may read, oldest first (the order they were planned), filtered; follow
+         *     `next_cursor` for more.
+         */
+        get: operations["list_tasks_v1_tasks_get"];
+        put?: never;
+        /**
+         * Create Task
+         * @description Plan a task for the calling agent (pending), or start it at once (`in_progress`).
+         *
+         *     409 `another_task_in_progress`, with the holder in `task`, when the agent already has a task
+         *     in progress in the same namespace and thread.
+         */
+        post: operations["create_task_v1_tasks_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tasks/{task_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Task
+         * @description One task; its `ETag` is the version that `PATCH` expects in `If-Match`.
+         */
+        get: operations["get_task_v1_tasks__task_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Task
+         * @description Delete a task for good (409 `task_has_subtasks` while it has subtasks).
+         */
+        delete: operations["delete_task_v1_tasks__task_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Task
+         * @description Change a task still at the version in `If-Match` (412 if not); `status` moves it along
+         *     the allowed transitions (409 `invalid_task_transition` otherwise).
+         *
+         *     A change to what already is (completing a completed task with the same result, starting the
+         *     task in progress) writes nothing and returns the task, at any version: a retry is safe.
+         */
+        patch: operations["update_task_v1_tasks__task_id__patch"];
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -733,7 +793,10 @@ export interface components {
         };
         /** ContextItem */
         ContextItem: {
-            /** Id */
+            /**
+             * Id
+             * @description A memory's id; a task's in the tasks tier (kind 'task').
+             */
             id: string;
             /** Namespace Id */
             namespace_id: string;
@@ -741,7 +804,7 @@ export interface components {
             kind: string;
             /**
              * Tier
-             * @description thread, facts or memories
+             * @description tasks, thread, facts or memories
              */
             tier: string;
             /**
@@ -808,6 +871,17 @@ export interface components {
              * @default 30
              */
             max_thread_messages?: number;
+            /**
+             * Include Tasks
+             * @description The workflow tier: the caller's task in progress and its next pending tasks (of `thread_id` when given). Default: included when `thread_id` is given.
+             */
+            include_tasks?: boolean | null;
+            /**
+             * Max Pending Tasks
+             * @description Pending tasks the workflow tier may list.
+             * @default 5
+             */
+            max_pending_tasks?: number;
             /**
              * Max Candidates
              * @description Long-term candidates to rank. Default: what the budget can use, budget_tokens / 12 between 20 and 60.
@@ -898,16 +972,21 @@ export interface components {
             id: number;
             /**
              * Type
-             * @description created, updated, superseded, archived, summarized, deleted, shared or revoked
+             * @description created, updated, superseded, archived, summarized, deleted, shared or revoked; for tasks task_created, task_updated, task_started, task_paused, task_completed, task_failed, task_cancelled, task_reopened or task_deleted
              */
             type: string;
             /** Namespace Id */
             namespace_id: string;
             /**
              * Memory Id
-             * @description The memory it happened to; null for grant events.
+             * @description The memory it happened to; null for task and grant events.
              */
             memory_id: string | null;
+            /**
+             * Task Id
+             * @description The task it happened to (task_* events); null otherwise.
+             */
+            task_id?: string | null;
             /**
              * Actor
              * @description Who did it: an agent id, 'admin', or 'system' (scheduled jobs).
@@ -1006,12 +1085,12 @@ export interface components {
             line: number;
             /**
              * Record
-             * @description memory or link
+             * @description memory, link or task
              */
             record: string;
             /**
              * Id
-             * @description The memory id, or 'summary_id>source_id' for a link.
+             * @description The memory or task id, or 'summary_id>source_id' for a link.
              */
             id: string;
             /** Reason */
@@ -1035,6 +1114,18 @@ export interface components {
             links_created: number;
             /** Links Skipped */
             links_skipped: number;
+            /**
+             * Tasks Created
+             * @description Tasks stored.
+             * @default 0
+             */
+            tasks_created?: number;
+            /**
+             * Tasks Skipped
+             * @description Tasks already there, identical.
+             * @default 0
+             */
+            tasks_skipped?: number;
             /**
              * Conflicts
              * @description Records not imported because something different is already stored.
@@ -1603,10 +1694,187 @@ export interface components {
             dry_run?: boolean;
         };
         /**
+         * TaskConflict
+         * @description A 409 on a task: `another_task_in_progress` carries the task that holds the slot.
+         */
+        TaskConflict: {
+            /**
+             * Code
+             * @description e.g. memory_not_found, version_mismatch, rate_limited
+             */
+            code: string;
+            /** Detail */
+            detail: string;
+            /**
+             * Errors
+             * @description Per-field problems, on validation errors (422) only.
+             */
+            errors?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** @description The task in progress in the same namespace, agent and thread, for another_task_in_progress; null for other conflicts. */
+            task?: components["schemas"]["TaskPublic"] | null;
+        };
+        /** TaskCreate */
+        TaskCreate: {
+            /**
+             * Namespace Id
+             * @description Target namespace; the caller's default namespace if omitted.
+             */
+            namespace_id?: string | null;
+            /** Title */
+            title: string;
+            /** Description */
+            description?: string | null;
+            /**
+             * Context
+             * @description Free JSON state of the work: checkpoints, files, ids (JSONB on PostgreSQL).
+             */
+            context?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Priority
+             * @description Higher comes first among pending.
+             * @default 0
+             */
+            priority?: number;
+            /** User Id */
+            user_id?: string | null;
+            /**
+             * Thread Id
+             * @description The conversation the task belongs to: one task in progress per agent and thread in a namespace (no thread is a lane of its own).
+             */
+            thread_id?: string | null;
+            /**
+             * Parent Task Id
+             * @description A task of the same namespace it is part of.
+             */
+            parent_task_id?: string | null;
+            /**
+             * @description pending, or in_progress to start it at once.
+             * @default pending
+             */
+            status?: components["schemas"]["TaskStatus"];
+        };
+        /** TaskDeleted */
+        TaskDeleted: {
+            /** Id */
+            id: string;
+            /** Namespace Id */
+            namespace_id: string;
+            /**
+             * Deleted At
+             * Format: date-time
+             */
+            deleted_at: string;
+        };
+        /** TaskPublic */
+        TaskPublic: {
+            /** Id */
+            id: string;
+            /** Namespace Id */
+            namespace_id: string;
+            /**
+             * Agent Id
+             * @description Whose task: the in-progress slot it takes is this agent's.
+             */
+            agent_id: string;
+            /** Author Agent Id */
+            author_agent_id: string | null;
+            /** User Id */
+            user_id: string | null;
+            /** Thread Id */
+            thread_id: string | null;
+            /** Parent Task Id */
+            parent_task_id: string | null;
+            /** Title */
+            title: string;
+            /** Description */
+            description: string | null;
+            /** Context */
+            context: {
+                [key: string]: unknown;
+            };
+            /** Priority */
+            priority: number;
+            status: components["schemas"]["TaskStatus"];
+            /** Result */
+            result?: unknown;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Started At
+             * @description When it last entered in_progress.
+             */
+            started_at: string | null;
+            /**
+             * Finished At
+             * @description When it was completed, failed or cancelled.
+             */
+            finished_at: string | null;
+            /** Version */
+            version: number;
+        };
+        /**
+         * TaskStatus
+         * @enum {string}
+         */
+        TaskStatus: "pending" | "in_progress" | "completed" | "failed" | "cancelled";
+        /** TaskUpdate */
+        TaskUpdate: {
+            /** Title */
+            title?: string | null;
+            /**
+             * Description
+             * @description null clears it.
+             */
+            description?: string | null;
+            /** Context */
+            context?: {
+                [key: string]: unknown;
+            } | null;
+            /** Priority */
+            priority?: number | null;
+            /** @description A transition: see the task statuses in the README. */
+            status?: components["schemas"]["TaskStatus"] | null;
+            /**
+             * Result
+             * @description Any JSON: what came of it (with completed or failed).
+             */
+            result?: unknown;
+        };
+        /** TasksPublic */
+        TasksPublic: {
+            /** Data */
+            data: components["schemas"]["TaskPublic"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null at the end.
+             */
+            next_cursor: string | null;
+        };
+        /**
          * TierShares
          * @description Shares of the budget per tier, in order; what a tier leaves unused flows to the next.
+         *
+         *     `tasks` counts only when the call includes the workflow tier and it has tasks to show; the
+         *     other three shares then split the rest as they would without it.
          */
         TierShares: {
+            /**
+             * Tasks
+             * @default 0.2
+             */
+            tasks?: number;
             /**
              * Thread
              * @default 0.35
@@ -4673,6 +4941,585 @@ export interface operations {
             };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_tasks_v1_tasks_get: {
+        parameters: {
+            query?: {
+                namespace_id?: string[] | null;
+                agent_id?: string | null;
+                user_id?: string | null;
+                thread_id?: string | null;
+                status?: components["schemas"]["TaskStatus"][] | null;
+                parent_task_id?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TasksPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description another_task_in_progress (with the `task` holding the slot), invalid_task_transition, task_already_completed, task_finished or task_has_subtasks */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskConflict"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_task_v1_tasks_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A retry with the same key gets the first response; nothing is written twice. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TaskCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description another_task_in_progress (with the `task` holding the slot), invalid_task_transition, task_already_completed, task_finished or task_has_subtasks */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskConflict"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_task_v1_tasks__task_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description another_task_in_progress (with the `task` holding the slot), invalid_task_transition, task_already_completed, task_finished or task_has_subtasks */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskConflict"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_task_v1_tasks__task_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskDeleted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description another_task_in_progress (with the `task` holding the slot), invalid_task_transition, task_already_completed, task_finished or task_has_subtasks */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskConflict"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_task_v1_tasks__task_id__patch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version the change expects (the ETag of a GET); 412 if it moved on. */
+                "If-Match"?: string | null;
+            };
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TaskUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskPublic"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description another_task_in_progress (with the `task` holding the slot), invalid_task_transition, task_already_completed, task_finished or task_has_subtasks */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskConflict"];
+                };
+            };
+            /** @description Precondition Failed */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Precondition Required */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -9,6 +9,11 @@ never relative to less than a strong match (`keyword.STRONG_MATCH`), so a set of
 not get full keyword weight. A memory that only asks questions ("what should I cook tonight?")
 rarely holds what an agent needs to know: its dense and keyword relevance are damped.
 
+Selection is then greedy maximal marginal relevance: each pick trades score against redundancy
+with what is already picked (similarity above `diversity_threshold`, so an old job and the new one
+are not redundant while two phrasings of one fact are), and near-duplicates of a pick are dropped
+outright.
+
 The defaults hold on two kinds of conversation: real multi-session dialogue between people
 (LoCoMo, `bench/locomo.py`), where questions share rare words with their answers and a topic is
 discussed over several turns of one session, and the generated user-assistant chats of
@@ -16,10 +21,6 @@ discussed over several turns of one session, and the generated user-assistant ch
 facts. Hence dense and keyword relevance weighed 0.7 : 0.3, a length reference that lets a
 typical turn through whole but judges an assistant's reply (long by habit) against a shorter
 one, and a small thread weight.
-Selection is then greedy maximal marginal relevance: each pick trades score against redundancy
-with what is already picked (similarity above `diversity_threshold`, so an old job and the new one
-are not redundant while two phrasings of one fact are), and near-duplicates of a pick are dropped
-outright.
 """
 
 from __future__ import annotations
@@ -195,21 +196,27 @@ def add_thread_support(scored: Sequence[Ranked], weight: float) -> None:
 
     A conversation that touches the query at several points is likelier to hold the answer than
     a one-off mention, and the turn that answers a question often shares few words with it while
-    its neighbours do. Memories outside any thread get no support.
+    its neighbours do. Memories outside any thread get no support; a thread is one namespace's
+    (two agents may name theirs alike).
     """
     if weight <= 0:
         return
-    by_thread: dict[str, list[float]] = {}
+    by_thread: dict[tuple[str, str], list[float]] = {}
     for item in scored:
         if item.memory.thread_id is not None:
-            by_thread.setdefault(item.memory.thread_id, []).append(item.score)
+            thread = (item.memory.namespace_id, item.memory.thread_id)
+            by_thread.setdefault(thread, []).append(item.score)
     best = {
         thread: heapq.nlargest(THREAD_SUPPORT_SIZE + 1, scores)
         for thread, scores in by_thread.items()
         if len(scores) > 1
     }
     for item in scored:
-        top = best.get(item.memory.thread_id) if item.memory.thread_id is not None else None
+        top = (
+            best.get((item.memory.namespace_id, item.memory.thread_id))
+            if item.memory.thread_id is not None
+            else None
+        )
         if not top:
             continue
         others = list(top)

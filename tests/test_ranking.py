@@ -37,12 +37,13 @@ def memory(
     memory_id: str | None = None,
     thread_id: str | None = None,
     role: str | None = None,
+    namespace_id: str = "ns_test",
 ) -> MemoryRecord:
     created = NOW - timedelta(days=days_ago)
     return MemoryRecord.of(
         Memory(
             id=memory_id or f"mem_{abs(hash(content)) % 10**8}",
-            namespace_id="ns_test",
+            namespace_id=namespace_id,
             kind="message",
             role=role,
             thread_id=thread_id,
@@ -129,6 +130,10 @@ def test_a_thread_that_keeps_to_the_topic_lends_its_turns_support() -> None:
         Candidate(memory("c", memory_id="asked", thread_id="t2"), None, 0.45),
         Candidate(memory("d", memory_id="aside", thread_id="t2"), None, 0.3),
         Candidate(memory("e", memory_id="nowhere"), None, 0.7),  # no thread: no support
+        # another namespace's thread of the same name is another thread
+        Candidate(
+            memory("f", memory_id="elsewhere", thread_id="t2", namespace_id="ns_b"), None, 0.2
+        ),
     ]
     ranked = {r.memory.id: r for r in score_candidates(candidates, options, NOW)}
     assert math.isclose(ranked["answer"].components.thread, (0.45 + 0.3) / 3)
@@ -136,11 +141,19 @@ def test_a_thread_that_keeps_to_the_topic_lends_its_turns_support() -> None:
     assert math.isclose(ranked["asked"].components.thread, (0.6 + 0.3) / 3)
     assert ranked["alone"].components.thread == 0.0 and ranked["alone"].score == 0.6
     assert ranked["nowhere"].components.thread == 0.0 and ranked["nowhere"].score == 0.7
+    assert ranked["elsewhere"].components.thread == 0.0 and ranked["elsewhere"].score == 0.2
     order = [r.memory.id for r in score_candidates(candidates, options, NOW)]
     assert order.index("answer") < order.index("alone")
     # a weight of 0 leaves every score its own
     still = RankingOptions(weights=weights.model_copy(update={"thread": 0}), length_penalty=0)
-    assert [r.score for r in score_candidates(candidates, still, NOW)] == [0.7, 0.6, 0.6, 0.45, 0.3]
+    assert [r.score for r in score_candidates(candidates, still, NOW)] == [
+        0.7,
+        0.6,
+        0.6,
+        0.45,
+        0.3,
+        0.2,
+    ]
 
 
 def test_questions_about_the_present_weigh_recency_more() -> None:

@@ -62,6 +62,8 @@ ADMIN_KEY = "bench-condense-admin-key-0123456789"
 MODEL = locomo.MODEL
 BUDGETS = locomo.BUDGETS
 COPIES = ("before", "after")  # the copy left as written, the copy condensed
+MEASURES = ("recall", "answer_in_context")  # of a context call, by budget
+MEASURE_LABELS = {"recall": "evidence recall", "answer_in_context": "answer in context"}
 
 
 # ---- what is written and asked ----------------------------------------------------------------
@@ -148,6 +150,8 @@ def from_synthetic(conversations: Conversations) -> list[Corpus]:
 
 @dataclass
 class Agent:
+    """One copy of a conversation: its agent's client, namespace, and memories."""
+
     client: httpx.Client
     namespace_id: str
     memory_of: dict[str, str]  # entry ref -> memory id
@@ -245,10 +249,6 @@ def ask_both(
                         probe.answer, response["context"]
                     )
     return records
-
-
-MEASURES = ("recall", "answer_in_context")
-MEASURE_LABELS = {"recall": "evidence recall", "answer_in_context": "answer in context"}
 
 
 def new_agent(server: LiveServer, name: str) -> tuple[str, str]:

@@ -40,7 +40,6 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import argparse
 import contextlib
-import json
 import sys
 import tempfile
 import time
@@ -56,7 +55,7 @@ from memory_server.config import Settings
 
 from . import locomo
 from .conversations import Conversations, generate
-from .quality import LiveServer, free_port
+from .quality import LiveServer, free_port, write_output
 
 ADMIN_KEY = "bench-condense-admin-key-0123456789"
 MODEL = locomo.MODEL
@@ -469,11 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text += "\n" + report(results["llm"], f"{name}, LLM path (loopback fake model)")
     print(text)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        if args.output.suffix == ".json":
-            args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        else:
-            args.output.write_text(text)
+        write_output(args.output, results, text)
     return 0
 
 

@@ -56,7 +56,7 @@ from memory_server.config import BUNDLED_EMBEDDING_MODEL, Settings
 from memory_server.embeddings import load_embedder
 from memory_server.tokens import count_tokens
 
-from .quality import LiveServer, free_port, request_variant
+from .quality import LiveServer, free_port, request_variant, write_output
 
 ADMIN_KEY = "bench-locomo-admin-key-0123456789"
 MODEL = "gpt-4o-mini"
@@ -569,11 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report(results)
     print(text)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        if args.output.suffix == ".json":
-            args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        else:
-            args.output.write_text(text)
+        write_output(args.output, results, text)
     return 0
 
 

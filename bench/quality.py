@@ -543,6 +543,15 @@ def _fate_names(results: dict[str, Any]) -> list[str]:
 # ---- command line ---------------------------------------------------------------------------
 
 
+def write_output(path: Path, results: dict[str, Any], text: str) -> None:
+    """A benchmark's results at `path`: all of them as JSON for `.json`, else the report `text`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    else:
+        path.write_text(text)
+
+
 def request_variant(text: str) -> tuple[str, dict[str, Any]]:
     """`NAME=JSON` (a `--variant` argument) as (name, extra `/v1/context` request fields)."""
     name, _, body = text.partition("=")
@@ -591,11 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report(results)
     print(text)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        if args.output.suffix == ".json":
-            args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        else:
-            args.output.write_text(text)
+        write_output(args.output, results, text)
     return 0
 
 

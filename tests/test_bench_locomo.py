@@ -149,3 +149,11 @@ def test_ingest_writes_each_turn_as_the_protocol_says(make_agent: Any, tmp_path:
     assert stored["thread_id"] == "session-2"
     assert stored["content"] == dialogue.turns[-1].content
     assert stored["created_at"].startswith("2023-06-21T10:04:00")
+
+
+def test_make_bench_says_so_when_the_data_is_not_there(tmp_path: Path) -> None:
+    from bench.__main__ import _locomo_section
+
+    section = _locomo_section(tmp_path / "missing.json", quick=True)
+    assert section[0] == "## Context relevance on real conversations (LoCoMo)"
+    assert any("Not run: no LoCoMo data at" in line for line in section)
